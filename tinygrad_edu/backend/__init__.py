@@ -1,0 +1,103 @@
+"""Kernel backends.
+
+The ops in ``tinygrad_edu/ops.py`` never compute anything themselves: they call named kernels on
+the backend of their inputs' device (``backend.binary("mul", x, y)``, ``backend.matmul(a, b)``...).
+Each backend is a module that implements the same set of functions:
+
+- ``reference``: plain numpy, the executable specification every other backend is tested against;
+- ``cpu``: Numba ``@njit(parallel=True)`` kernels, numpy below the size where threads pay off;
+- ``cuda``: numba.cuda kernels, imported only when a tensor is put on a GPU.
+
+The list of kernel names every backend provides is ``KERNELS`` below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+# The interface: every backend module defines these names (tests check it).
+KERNELS: tuple[str, ...] = (
+    # storage
+    "asarray",
+    "to_numpy",
+    "zeros",
+    "full",
+    "zeros_like",
+    "copy",
+    "astype",
+    "is_view",
+    # elementwise
+    "unary",
+    "binary",
+    "compare",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "clip",
+    "clip_backward",
+    "relu_backward",
+    "sigmoid_backward",
+    "tanh_backward",
+    # reductions
+    "sum",
+    "max",
+    "min",
+    "sum_to",
+    "broadcast_to",
+    "argmax",
+    "max_backward",
+    # movement
+    "reshape",
+    "transpose",
+    "getitem",
+    "getitem_backward",
+    "concatenate",
+    # linear algebra and fused network ops
+    "matmul",
+    "linear_forward",
+    "linear_backward",
+    "softmax",
+    "log_softmax",
+    "softmax_backward",
+    "log_softmax_backward",
+    "cross_entropy_forward",
+    "cross_entropy_backward",
+    # optimizer steps (one pass over a parameter and its state)
+    "sgd_step",
+    "adagrad_step",
+    "adadelta_step",
+    "rmsprop_step",
+    "adam_step",
+)
+
+_BACKENDS: dict[str, ModuleType] = {}
+
+
+def parse_device(device: object) -> str:
+    """Normalise a device name: ``"cpu"``, ``"cuda"`` or ``"cuda:0"`` (only GPU 0 is supported)."""
+    if isinstance(device, str):
+        name = device.strip().lower()
+        if name == "cpu":
+            return "cpu"
+        if name in ("cuda", "cuda:0", "gpu"):
+            return "cuda"
+    raise ValueError(f"device: unknown device {device!r}; expected 'cpu', 'cuda' or 'cuda:0'")
+
+
+def get_backend(device: str) -> ModuleType:
+    """The kernel module for a (normalised) device name; the CUDA one is imported on first use."""
+    backend = _BACKENDS.get(device)
+    if backend is None:
+        if device == "cpu":
+            backend = importlib.import_module("tinygrad_edu.backend.cpu")
+        elif device == "cuda":
+            from tinygrad_edu.backend import cuda_support
+
+            cuda_support.require_cuda()  # raises a RuntimeError that says why
+            backend = importlib.import_module("tinygrad_edu.backend.cuda")
+        elif device == "reference":
+            backend = importlib.import_module("tinygrad_edu.backend.reference")
+        else:
+            raise ValueError(f"get_backend: unknown device {device!r}")
+        _BACKENDS[device] = backend
+    return backend

@@ -1,0 +1,300 @@
+"""The reference backend: every kernel in plain numpy.
+
+This module is the executable specification of the kernel interface (see ``backend/__init__.py``).
+It is short on purpose: each function says in one or two numpy lines what the Numba and CUDA
+kernels compute faster. Tests compare every other backend with it.
+
+Conventions: arrays in, arrays out (never numpy scalars: 0-d results are wrapped), inputs are
+never modified, and numpy's floating-point rules hold (1/0 is inf, log(0) is -inf, NaN stays).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinygrad_edu.backend.optim_reference import (  # noqa: F401  (part of the interface)
+    adadelta_step,
+    adagrad_step,
+    adam_step,
+    rmsprop_step,
+    sgd_step,
+)
+
+Shape = tuple[int, ...]
+Axis = tuple[int, ...] | None
+
+
+def _arr(x) -> np.ndarray:
+    """numpy returns scalars for 0-d results; the interface always returns arrays."""
+    return x if type(x) is np.ndarray else np.asarray(x)
+
+
+# ----- storage -----
+
+
+def asarray(data: np.ndarray) -> np.ndarray:
+    """Host numpy array -> this backend's array (here: the same array)."""
+    return data
+
+
+def to_numpy(x: np.ndarray) -> np.ndarray:
+    return x
+
+
+def zeros(shape: Shape, dtype) -> np.ndarray:
+    return np.zeros(shape, dtype=dtype)
+
+
+def full(shape: Shape, value: float, dtype) -> np.ndarray:
+    return np.full(shape, value, dtype=dtype)
+
+
+def zeros_like(x: np.ndarray) -> np.ndarray:
+    return np.zeros_like(x)
+
+
+def copy(x: np.ndarray) -> np.ndarray:
+    return np.array(x, copy=True, order="C")
+
+
+def astype(x: np.ndarray, dtype) -> np.ndarray:
+    return x.astype(dtype)
+
+
+def is_view(x: np.ndarray) -> bool:
+    """True when ``x`` may share memory with another array (the engine copies such gradients)."""
+    return x.base is not None
+
+
+# ----- elementwise -----
+
+_UNARY = {
+    "neg": np.negative,
+    "exp": np.exp,
+    "log": np.log,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "sign": np.sign,
+    "tanh": np.tanh,
+}
+
+
+def unary(op: str, x: np.ndarray) -> np.ndarray:
+    """``op`` in neg exp log sqrt abs sign tanh relu sigmoid."""
+    if op == "relu":
+        return _arr(np.maximum(x, 0))
+    if op == "sigmoid":
+        # 1 / (1 + e^-x) written through tanh: no overflow warning for large |x|.
+        return _arr(0.5 * np.tanh(0.5 * x) + 0.5)
+    return _arr(_UNARY[op](x))
+
+
+_BINARY = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": np.divide,
+    "pow": np.power,
+}
+
+
+def binary(op: str, x, y) -> np.ndarray:
+    """Broadcasting ``op`` in add sub mul div pow; either side may be a Python scalar."""
+    return _arr(_BINARY[op](x, y))
+
+
+_COMPARE = {
+    "eq": np.equal,
+    "ne": np.not_equal,
+    "lt": np.less,
+    "le": np.less_equal,
+    "gt": np.greater,
+    "ge": np.greater_equal,
+}
+
+
+def compare(op: str, x, y) -> np.ndarray:
+    """Broadcasting comparison as float32 0.0/1.0."""
+    return _arr(_COMPARE[op](x, y)).astype(np.float32)
+
+
+def relu_backward(g: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """g * relu'(x), with relu'(0) = 0."""
+    return _arr(np.where(x > 0, g, 0).astype(g.dtype, copy=False))
+
+
+def sigmoid_backward(g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """g * y * (1 - y), where y = sigmoid(x) is the saved output."""
+    return _arr(g * y * (1 - y))
+
+
+def tanh_backward(g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """g * (1 - y^2), where y = tanh(x) is the saved output."""
+    return _arr(g * (1 - y * y))
+
+
+def leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
+    return _arr(np.where(x > 0, x, x * slope).astype(x.dtype, copy=False))
+
+
+def leaky_relu_backward(g: np.ndarray, x: np.ndarray, slope: float) -> np.ndarray:
+    return _arr(np.where(x > 0, g, g * slope).astype(g.dtype, copy=False))
+
+
+def clip(x: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+    # NOTE: np.clip with both bounds None is an error; NaN passes through as numpy does.
+    if lo is None and hi is None:
+        return copy(x)
+    return _arr(np.clip(x, lo, hi))
+
+
+def clip_backward(g: np.ndarray, x: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+    """The gradient passes where lo <= x <= hi (PyTorch's rule at the bounds)."""
+    inside = np.ones(x.shape, dtype=bool)
+    if lo is not None:
+        inside &= x >= lo
+    if hi is not None:
+        inside &= x <= hi
+    return _arr(np.where(inside, g, 0).astype(g.dtype, copy=False))
+
+
+# ----- reductions -----
+
+
+def sum(x: np.ndarray, axis: Axis, keepdims: bool) -> np.ndarray:  # noqa: A001
+    return _arr(np.sum(x, axis=axis, keepdims=keepdims))
+
+
+def max(x: np.ndarray, axis: Axis, keepdims: bool) -> np.ndarray:  # noqa: A001
+    return _arr(np.max(x, axis=axis, keepdims=keepdims))
+
+
+def min(x: np.ndarray, axis: Axis, keepdims: bool) -> np.ndarray:  # noqa: A001
+    return _arr(np.min(x, axis=axis, keepdims=keepdims))
+
+
+def max_backward(g: np.ndarray, x: np.ndarray, out: np.ndarray, axis: Axis) -> np.ndarray:
+    """Gradient of max/min: the entries equal to the result share ``g`` equally.
+
+    ``g`` and ``out`` come with the reduced axes kept (size 1), so they broadcast against ``x``.
+    """
+    mask = x == out
+    count = np.sum(mask, axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _arr((mask * (g / count)).astype(g.dtype, copy=False))
+
+
+def sum_to(g: np.ndarray, shape: Shape) -> np.ndarray:
+    """Undo broadcasting: sum ``g`` down to ``shape`` (leading axes, then axes of size 1)."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, n in enumerate(shape) if n == 1 and g.shape[i + lead] != 1
+    )
+    out = np.sum(g, axis=axes, keepdims=True) if axes else g
+    return _arr(out.reshape(shape))
+
+
+def broadcast_to(x: np.ndarray, shape: Shape) -> np.ndarray:
+    """A read-only broadcast view (no copy)."""
+    return np.broadcast_to(x, shape)
+
+
+def argmax(x: np.ndarray, axis: int | None) -> np.ndarray:
+    return _arr(np.argmax(x, axis=axis)).astype(np.int64, copy=False)
+
+
+# ----- movement -----
+
+
+def reshape(x: np.ndarray, shape: Shape) -> np.ndarray:
+    return x.reshape(shape)
+
+
+def transpose(x: np.ndarray, axes: Shape) -> np.ndarray:
+    return x.transpose(axes)
+
+
+def getitem(x: np.ndarray, index) -> np.ndarray:
+    return _arr(x[index])
+
+
+def getitem_backward(g: np.ndarray, shape: Shape, index) -> np.ndarray:
+    """Scatter ``g`` back into zeros of ``shape``; repeated indices accumulate (np.add.at)."""
+    out = np.zeros(shape, dtype=g.dtype)
+    np.add.at(out, index, g)
+    return out
+
+
+def concatenate(xs: list[np.ndarray], axis: int) -> np.ndarray:
+    return np.concatenate(xs, axis=axis)
+
+
+# ----- linear algebra and fused network ops -----
+
+
+def matmul(a: np.ndarray, b: np.ndarray, transpose_a: bool = False, transpose_b: bool = False):
+    """``op(a) @ op(b)`` for arrays of 2 or more dims, batch dims broadcast.
+
+    The transposes are views: BLAS reads the other memory order without a copy.
+    """
+    if transpose_a:
+        a = np.swapaxes(a, -1, -2)
+    if transpose_b:
+        b = np.swapaxes(b, -1, -2)
+    return np.matmul(a, b)
+
+
+def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """y = x W^T + b for x (n, in), W (out, in), b (out,)."""
+    y = x @ w.T
+    if b is not None:
+        y += b
+    return y
+
+
+def linear_backward(g, x, w, need_x: bool, need_w: bool, need_b: bool):
+    """dX = G W,  dW = G^T X,  db = sum of G over rows; each only when needed."""
+    dx = g @ w if need_x else None
+    dw = g.T @ x if need_w else None
+    db = g.sum(axis=0) if need_b else None
+    return dx, dw, db
+
+
+def softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """exp(x - max) / sum(exp(x - max)): subtracting the max keeps exp from overflowing."""
+    z = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    z /= np.sum(z, axis=axis, keepdims=True)
+    return z
+
+
+def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """x - logsumexp(x), the max subtracted first for stability."""
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def softmax_backward(g: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+    """dx = y * (g - sum(g * y)), y the saved softmax."""
+    return y * (g - np.sum(g * y, axis=axis, keepdims=True))
+
+
+def log_softmax_backward(g: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+    """dx = g - softmax(x) * sum(g), y the saved log-softmax."""
+    return g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)
+
+
+def cross_entropy_forward(logits: np.ndarray, labels: np.ndarray):
+    """Per-row loss -log softmax(z)[label] and the softmax probabilities (saved for backward)."""
+    logp = log_softmax(logits, axis=1)
+    losses = -logp[np.arange(len(labels)), labels]
+    return losses, np.exp(logp)
+
+
+def cross_entropy_backward(g_rows: np.ndarray, probs: np.ndarray, labels: np.ndarray):
+    """dz = (softmax(z) - onehot(label)) * g, row by row."""
+    d = probs.copy()
+    d[np.arange(len(labels)), labels] -= 1
+    d *= g_rows.reshape(-1, 1)
+    return d

@@ -1,0 +1,23 @@
+"""Tunables for the kernels, in one place.
+
+Environment variables override the defaults so that a user can experiment without editing code:
+``TINYGRAD_EDU_FASTMATH=1``, ``TINYGRAD_EDU_CACHE=0``, ``TINYGRAD_EDU_PARALLEL_MIN=<elements>``.
+"""
+
+import os
+
+# Numba's fastmath lets LLVM reorder float operations; it changes results in the last bits and
+# breaks NaN/inf semantics, so it is off by default.
+FASTMATH: bool = os.environ.get("TINYGRAD_EDU_FASTMATH", "0") == "1"
+
+# cache=True writes compiled kernels next to the source (or to NUMBA_CACHE_DIR) so a second
+# process skips compilation.
+CACHE: bool = os.environ.get("TINYGRAD_EDU_CACHE", "1") == "1"
+
+# Below this many elements a kernel call is dominated by dispatch and thread start-up, so the
+# CPU backend uses numpy's single-threaded loops instead of a Numba kernel.
+PARALLEL_MIN: int = int(os.environ.get("TINYGRAD_EDU_PARALLEL_MIN", "32768"))
+
+# Numba's default error model for @njit is "python", which raises ZeroDivisionError on 1/0.
+# numpy's model gives inf/nan as numpy does.
+ERROR_MODEL: str = "numpy"

@@ -1,0 +1,140 @@
+"""Finite differences: the slow, obviously-correct way to get a gradient.
+
+The chapter's definition of the derivative, applied one weight at a time:
+
+    forward:  dJ/dw_i ~ (J(w + eps e_i) - J(w)) / eps                    error O(eps)
+    central:  dJ/dw_i ~ (J(w + eps e_i) - J(w - eps e_i)) / (2 eps)      error O(eps^2)
+
+Each entry costs one (forward) or two (central) evaluations of J, so a network with P parameters
+needs P or 2P forward passes, where backpropagation needs one forward and one backward pass.
+That is why backprop wins, and why finite differences stay useful: they check it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from tinygrad_edu.autograd import no_grad
+from tinygrad_edu.tensor import Tensor
+
+
+class GradcheckError(AssertionError):
+    """Backprop and finite differences disagree."""
+
+
+def _evaluate(f: Callable[[], Tensor], where: str) -> float:
+    out = f()
+    if not isinstance(out, Tensor) or out.size != 1:
+        shape = out.shape if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(f"{where}: f() must return a single-element Tensor, got {shape}")
+    return float(out.item())
+
+
+def _check_tensors(tensors: Sequence[Tensor], where: str) -> list[Tensor]:
+    tensors = list(tensors)
+    for k, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{where}: tensors[{k}] is a {type(t).__name__}, not a Tensor")
+        if t.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{where}: tensors[{k}] has dtype {t.dtype}; expected a float dtype")
+    return tensors
+
+
+def numerical_gradient(
+    f: Callable[[], Tensor],
+    tensors: Sequence[Tensor],
+    eps: float = 1e-6,
+    method: str = "central",
+) -> list[np.ndarray]:
+    """dJ/dt for each tensor t, by finite differences, as float64 numpy arrays.
+
+    ``f()`` takes no arguments and returns a single-element Tensor J computed from ``tensors``.
+    Each entry is nudged in place, J re-evaluated (without recording a graph), and the entry
+    restored, even if ``f`` raises.
+    """
+    if method not in ("central", "forward"):
+        raise ValueError(
+            f"numerical_gradient: method must be 'central' or 'forward', got {method!r}"
+        )
+    if not eps > 0:
+        raise ValueError(f"numerical_gradient: eps must be positive, got {eps}")
+    tensors = _check_tensors(tensors, "numerical_gradient")
+    grads = []
+    with no_grad():
+        base = _evaluate(f, "numerical_gradient") if method == "forward" else 0.0
+        for t in tensors:
+            values = t.data.copy()  # a host copy; written back through the setter each time
+            grad = np.zeros(values.shape, dtype=np.float64)
+            original = t._data
+            try:
+                for index in np.ndindex(values.shape):
+                    v = values[index]
+                    values[index] = v + eps
+                    t.data = values
+                    plus = _evaluate(f, "numerical_gradient")
+                    if method == "central":
+                        values[index] = v - eps
+                        t.data = values
+                        minus = _evaluate(f, "numerical_gradient")
+                        grad[index] = (plus - minus) / (2 * eps)
+                    else:
+                        grad[index] = (plus - base) / eps
+                    values[index] = v
+            finally:
+                t._data = original  # the very array the tensor had: nothing is lost
+            grads.append(grad)
+    return grads
+
+
+def gradcheck(
+    f: Callable[[], Tensor],
+    tensors: Sequence[Tensor],
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+) -> bool:
+    """Compare backprop's gradient with central differences, entry by entry.
+
+    Passes when ``|a - n| <= atol + rtol * |n|`` everywhere (a: backprop, n: numerical) and
+    returns True; otherwise raises ``GradcheckError`` naming the tensor, the index and both
+    values. The tensors' ``.grad`` is left as it was. Use float64: float32 rounding errors
+    divided by a small eps swamp the derivative.
+    """
+    tensors = _check_tensors(tensors, "gradcheck")
+    if any(t.dtype == np.float32 for t in tensors):
+        warnings.warn(
+            "gradcheck: float32 tensors give noisy finite differences; use float64",
+            stacklevel=2,
+        )
+    for k, t in enumerate(tensors):
+        if not t.requires_grad:
+            raise ValueError(f"gradcheck: tensors[{k}] does not require grad")
+    saved = [t.grad for t in tensors]
+    try:
+        for t in tensors:
+            t.grad = None
+        out = f()
+        if not isinstance(out, Tensor) or out.size != 1:
+            raise ValueError("gradcheck: f() must return a single-element Tensor")
+        out.backward()
+        analytic = [
+            np.zeros(t.shape) if t.grad is None else t.grad.numpy().astype(np.float64)
+            for t in tensors
+        ]
+    finally:
+        for t, g in zip(tensors, saved):
+            t.grad = g
+    numeric = numerical_gradient(f, tensors, eps=eps, method="central")
+    for k, (a, n) in enumerate(zip(analytic, numeric)):
+        bad = ~(np.abs(a - n) <= atol + rtol * np.abs(n))
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise GradcheckError(
+                f"gradcheck: tensor {k} (shape {a.shape}), index {index}: backprop gives "
+                f"{a[index]!r}, finite differences give {n[index]!r} "
+                f"(allowed |a - n| <= {atol} + {rtol} * |n|); {int(bad.sum())} entries differ"
+            )
+    return True

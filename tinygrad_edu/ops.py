@@ -1,0 +1,427 @@
+"""Every differentiable primitive: forward and backward side by side.
+
+Read this file as the table of derivatives. Each ``forward`` receives backend arrays (and Python
+scalars) and returns an array; each ``backward`` receives g = dL/d(output) and returns
+dL/d(input) for every input, or None where ``ctx.needs_input_grad`` says nobody needs it.
+No op computes anything itself: the numbers come from ``ctx.backend`` (numpy, Numba or CUDA).
+
+Broadcasting: when an input was broadcast in the forward pass, its gradient is the sum of g over
+the broadcast axes; ``backend.sum_to(g, shape)`` undoes broadcasting in one place.
+"""
+
+from __future__ import annotations
+
+from tinygrad_edu.autograd import Function
+
+
+def _shape(x) -> tuple[int, ...]:
+    return getattr(x, "shape", ())
+
+
+# ----- binary elementwise -----
+
+
+class Add(Function):
+    """z = x + y;   dz/dx = 1,   dz/dy = 1"""
+
+    def forward(ctx, x, y):
+        ctx.shapes = (_shape(x), _shape(y))
+        return ctx.backend.binary("add", x, y)
+
+    def backward(ctx, g):
+        b, (sx, sy) = ctx.backend, ctx.shapes
+        need_x, need_y = ctx.needs_input_grad
+        return (b.sum_to(g, sx) if need_x else None, b.sum_to(g, sy) if need_y else None)
+
+
+class Sub(Function):
+    """z = x - y;   dz/dx = 1,   dz/dy = -1"""
+
+    def forward(ctx, x, y):
+        ctx.shapes = (_shape(x), _shape(y))
+        return ctx.backend.binary("sub", x, y)
+
+    def backward(ctx, g):
+        b, (sx, sy) = ctx.backend, ctx.shapes
+        need_x, need_y = ctx.needs_input_grad
+        dx = b.sum_to(g, sx) if need_x else None
+        dy = b.unary("neg", b.sum_to(g, sy)) if need_y else None
+        return dx, dy
+
+
+class Mul(Function):
+    """z = x * y;   dz/dx = y,   dz/dy = x"""
+
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return ctx.backend.binary("mul", x, y)
+
+    def backward(ctx, g):
+        b, (x, y) = ctx.backend, ctx.saved
+        need_x, need_y = ctx.needs_input_grad
+        dx = b.sum_to(b.binary("mul", g, y), _shape(x)) if need_x else None
+        dy = b.sum_to(b.binary("mul", g, x), _shape(y)) if need_y else None
+        return dx, dy
+
+
+class Div(Function):
+    """z = x / y;   dz/dx = 1 / y,   dz/dy = -x / y^2 = -z / y"""
+
+    def forward(ctx, x, y):
+        z = ctx.backend.binary("div", x, y)
+        ctx.save_for_backward(x, y, z)
+        return z
+
+    def backward(ctx, g):
+        b, (x, y, z) = ctx.backend, ctx.saved
+        need_x, need_y = ctx.needs_input_grad
+        g_over_y = b.binary("div", g, y)
+        dx = b.sum_to(g_over_y, _shape(x)) if need_x else None
+        dy = b.sum_to(b.unary("neg", b.binary("mul", g_over_y, z)), _shape(y)) if need_y else None
+        return dx, dy
+
+
+class Pow(Function):
+    """z = x ** p;   dz/dx = p * x^(p-1),   dz/dp = z * log(x)"""
+
+    def forward(ctx, x, p):
+        z = ctx.backend.binary("pow", x, p)
+        ctx.save_for_backward(x, p, z)
+        return z
+
+    def backward(ctx, g):
+        b, (x, p, z) = ctx.backend, ctx.saved
+        need_x, need_p = ctx.needs_input_grad
+        dx = dp = None
+        if need_x:
+            p_minus_1 = p - 1 if isinstance(p, (int, float)) else b.binary("sub", p, 1.0)
+            slope = b.binary("mul", p, b.binary("pow", x, p_minus_1))
+            dx = b.sum_to(b.binary("mul", g, slope), _shape(x))
+        if need_p:
+            dp = b.sum_to(b.binary("mul", g, b.binary("mul", z, b.unary("log", x))), _shape(p))
+        return dx, dp
+
+
+# ----- unary elementwise -----
+
+
+class Neg(Function):
+    """z = -x;   dz/dx = -1"""
+
+    def forward(ctx, x):
+        return ctx.backend.unary("neg", x)
+
+    def backward(ctx, g):
+        return ctx.backend.unary("neg", g)
+
+
+class Exp(Function):
+    """z = e^x;   dz/dx = e^x = z"""
+
+    def forward(ctx, x):
+        ctx.z = ctx.backend.unary("exp", x)
+        return ctx.z
+
+    def backward(ctx, g):
+        return ctx.backend.binary("mul", g, ctx.z)
+
+
+class Log(Function):
+    """z = ln x;   dz/dx = 1 / x"""
+
+    def forward(ctx, x):
+        ctx.x = x
+        return ctx.backend.unary("log", x)
+
+    def backward(ctx, g):
+        return ctx.backend.binary("div", g, ctx.x)
+
+
+class Sqrt(Function):
+    """z = sqrt(x);   dz/dx = 1 / (2 sqrt(x)) = 0.5 / z"""
+
+    def forward(ctx, x):
+        ctx.z = ctx.backend.unary("sqrt", x)
+        return ctx.z
+
+    def backward(ctx, g):
+        b = ctx.backend
+        return b.binary("mul", b.binary("div", g, ctx.z), 0.5)
+
+
+class Abs(Function):
+    """z = |x|;   dz/dx = sign(x)   (0 at x = 0, as PyTorch)"""
+
+    def forward(ctx, x):
+        ctx.x = x
+        return ctx.backend.unary("abs", x)
+
+    def backward(ctx, g):
+        b = ctx.backend
+        return b.binary("mul", g, b.unary("sign", ctx.x))
+
+
+class ReLU(Function):
+    """z = max(x, 0);   dz/dx = 1 if x > 0 else 0   (0 at x = 0, as PyTorch)"""
+
+    def forward(ctx, x):
+        ctx.x = x
+        return ctx.backend.unary("relu", x)
+
+    def backward(ctx, g):
+        return ctx.backend.relu_backward(g, ctx.x)
+
+
+class LeakyReLU(Function):
+    """z = x if x > 0 else slope * x;   dz/dx = 1 if x > 0 else slope"""
+
+    def forward(ctx, x, slope):
+        ctx.x, ctx.slope = x, slope
+        return ctx.backend.leaky_relu(x, slope)
+
+    def backward(ctx, g):
+        return ctx.backend.leaky_relu_backward(g, ctx.x, ctx.slope), None
+
+
+class Sigmoid(Function):
+    """z = 1 / (1 + e^-x);   dz/dx = z (1 - z)"""
+
+    def forward(ctx, x):
+        ctx.z = ctx.backend.unary("sigmoid", x)
+        return ctx.z
+
+    def backward(ctx, g):
+        return ctx.backend.sigmoid_backward(g, ctx.z)
+
+
+class Tanh(Function):
+    """z = tanh x;   dz/dx = 1 - z^2"""
+
+    def forward(ctx, x):
+        ctx.z = ctx.backend.unary("tanh", x)
+        return ctx.z
+
+    def backward(ctx, g):
+        return ctx.backend.tanh_backward(g, ctx.z)
+
+
+class Clip(Function):
+    """z = min(max(x, lo), hi);   dz/dx = 1 where lo <= x <= hi, else 0"""
+
+    def forward(ctx, x, lo, hi):
+        ctx.x, ctx.lo, ctx.hi = x, lo, hi
+        return ctx.backend.clip(x, lo, hi)
+
+    def backward(ctx, g):
+        return ctx.backend.clip_backward(g, ctx.x, ctx.lo, ctx.hi), None, None
+
+
+# ----- reductions -----
+# `axis` arrives normalised: None or a sorted tuple of non-negative axes.
+
+
+def _kept_shape(shape: tuple[int, ...], axis) -> tuple[int, ...]:
+    """The shape with the reduced axes kept as size 1."""
+    if axis is None:
+        return (1,) * len(shape)
+    return tuple(1 if d in axis else n for d, n in enumerate(shape))
+
+
+class Sum(Function):
+    """z = sum of x over ``axis``;   dz/dx = 1 for every summed entry (g is broadcast back)"""
+
+    def forward(ctx, x, axis, keepdims):
+        ctx.shape, ctx.axis = x.shape, axis
+        return ctx.backend.sum(x, axis, keepdims)
+
+    def backward(ctx, g):
+        b = ctx.backend
+        g = b.reshape(g, _kept_shape(ctx.shape, ctx.axis))
+        return b.broadcast_to(g, ctx.shape), None, None
+
+
+class Max(Function):
+    """z = max of x over ``axis``;   dz/dx = 1/k at the k entries equal to the max, else 0.
+
+    NOTE: entries tied for the max share its gradient equally (PyTorch's rule for full reductions).
+    ``Min`` is the same with the other comparison.
+    """
+
+    reduce = "max"
+
+    def forward(ctx, x, axis, keepdims):
+        b = ctx.backend
+        out = getattr(b, ctx.reduce)(x, axis, True)
+        ctx.x, ctx.out, ctx.axis = x, out, axis
+        return out if keepdims else b.reshape(out, _drop_axes(x.shape, axis))
+
+    def backward(ctx, g):
+        b = ctx.backend
+        g = b.reshape(g, ctx.out.shape)
+        return b.max_backward(g, ctx.x, ctx.out, ctx.axis), None, None
+
+
+class Min(Max):
+    """z = min of x over ``axis``;   dz/dx = 1/k at the k entries equal to the min, else 0"""
+
+    reduce = "min"
+
+
+def _drop_axes(shape: tuple[int, ...], axis) -> tuple[int, ...]:
+    if axis is None:
+        return ()
+    return tuple(n for d, n in enumerate(shape) if d not in axis)
+
+
+# ----- movement: no arithmetic, the gradient is moved back the same way -----
+
+
+class Reshape(Function):
+    """z = x viewed with another shape;   dx = g viewed with x's shape"""
+
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        return ctx.backend.reshape(x, shape)
+
+    def backward(ctx, g):
+        return ctx.backend.reshape(g, ctx.shape), None
+
+
+class Transpose(Function):
+    """z = x with its axes permuted;   dx = g permuted back (the inverse permutation)"""
+
+    def forward(ctx, x, axes):
+        ctx.inverse = tuple(sorted(range(len(axes)), key=axes.__getitem__))
+        return ctx.backend.transpose(x, axes)
+
+    def backward(ctx, g):
+        return ctx.backend.transpose(g, ctx.inverse), None
+
+
+class GetItem(Function):
+    """z = x[index];   dx = zeros with g added at index (repeated indices accumulate)"""
+
+    def forward(ctx, x, index):
+        ctx.shape, ctx.index = x.shape, index
+        return ctx.backend.getitem(x, index)
+
+    def backward(ctx, g):
+        return ctx.backend.getitem_backward(g, ctx.shape, ctx.index), None
+
+
+class Cat(Function):
+    """z = the inputs joined along ``axis``;   dx_i = the slice of g where x_i sits"""
+
+    def forward(ctx, *xs, axis):
+        ctx.axis, ctx.sizes = axis, [x.shape[axis] for x in xs]
+        return ctx.backend.concatenate(list(xs), axis)
+
+    def backward(ctx, g):
+        grads, start = [], 0
+        for size, needed in zip(ctx.sizes, ctx.needs_input_grad):
+            index = (slice(None),) * ctx.axis + (slice(start, start + size),)
+            grads.append(ctx.backend.getitem(g, index) if needed else None)
+            start += size
+        return tuple(grads)
+
+
+class ToDevice(Function):
+    """z = x copied to another device;   dx = g copied back"""
+
+    def forward(ctx, x, target):
+        from tinygrad_edu.backend import get_backend
+
+        ctx.source = ctx.backend
+        ctx.backend = get_backend(target)  # the output and its gradient live on the target
+        return ctx.backend.asarray(ctx.source.to_numpy(x))
+
+    def backward(ctx, g):
+        return ctx.source.asarray(ctx.backend.to_numpy(g)), None
+
+
+# ----- linear algebra -----
+
+
+class MatMul(Function):
+    """Z = A B (batch dims broadcast);   dA = G B^T,   dB = A^T G.
+
+    The transposes are flags to the kernel, never copies.
+    """
+
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return ctx.backend.matmul(a, b)
+
+    def backward(ctx, g):
+        k, (a, b) = ctx.backend, ctx.saved
+        need_a, need_b = ctx.needs_input_grad
+        da = k.sum_to(k.matmul(g, b, transpose_b=True), a.shape) if need_a else None
+        db = k.sum_to(k.matmul(a, g, transpose_a=True), b.shape) if need_b else None
+        return da, db
+
+
+class Linear(Function):
+    """Y = X W^T + b  (a fused matmul and bias: one node instead of three);
+    dX = G W,   dW = G^T X,   db = sum of G over the rows."""
+
+    def forward(ctx, x, w, bias=None):
+        ctx.save_for_backward(x, w)
+        return ctx.backend.linear_forward(x, w, bias)
+
+    def backward(ctx, g):
+        x, w = ctx.saved
+        need = ctx.needs_input_grad
+        dx, dw, db = ctx.backend.linear_backward(
+            g, x, w, need[0], need[1], len(need) > 2 and need[2]
+        )
+        return dx, dw, db
+
+
+# ----- softmax family -----
+# Fused rather than composed from exp/sum/div: composition overflows for inputs near 1e3 and
+# takes five graph nodes where one will do.
+
+
+class Softmax(Function):
+    """z_i = e^(x_i - max) / sum_j e^(x_j - max);   dx = z * (g - sum(g * z))"""
+
+    def forward(ctx, x, axis):
+        ctx.z, ctx.axis = ctx.backend.softmax(x, axis), axis
+        return ctx.z
+
+    def backward(ctx, g):
+        return ctx.backend.softmax_backward(g, ctx.z, ctx.axis), None
+
+
+class LogSoftmax(Function):
+    """z_i = x_i - logsumexp(x);   dx = g - softmax(x) * sum(g)"""
+
+    def forward(ctx, x, axis):
+        ctx.z, ctx.axis = ctx.backend.log_softmax(x, axis), axis
+        return ctx.z
+
+    def backward(ctx, g):
+        return ctx.backend.log_softmax_backward(g, ctx.z, ctx.axis), None
+
+
+class CrossEntropy(Function):
+    """L_i = -log softmax(z_i)[y_i] = logsumexp(z_i) - z_i[y_i]  (logits z, integer labels y);
+    dL_i/dz_i = softmax(z_i) - onehot(y_i).  ``reduction`` is "mean", "sum" or "none"."""
+
+    def forward(ctx, logits, labels, reduction):
+        b = ctx.backend
+        losses, ctx.probs = b.cross_entropy_forward(logits, labels)
+        ctx.labels, ctx.reduction, ctx.n = labels, reduction, logits.shape[0]
+        if reduction == "none":
+            return losses
+        total = b.sum(losses, None, False)
+        return b.binary("div", total, float(ctx.n)) if reduction == "mean" else total
+
+    def backward(ctx, g):
+        b = ctx.backend
+        if ctx.reduction == "none":
+            g_rows = g
+        else:
+            scale = g if ctx.reduction == "sum" else b.binary("div", g, float(max(ctx.n, 1)))
+            g_rows = b.broadcast_to(b.reshape(scale, (1,)), (ctx.n,))
+        return b.cross_entropy_backward(g_rows, ctx.probs, ctx.labels), None, None

@@ -1,0 +1,614 @@
+"""Tensor: an array, the gradient that backprop leaves in it, and its link into the graph.
+
+A Tensor holds its numbers in ``_data``, an array of its device's backend (a numpy array on the
+CPU). Arithmetic on Tensors calls the ``Function`` subclasses in ``ops.py``; when an input
+requires a gradient, the result remembers the node that made it (``_ctx``), and
+``loss.backward()`` walks those links back (``autograd.backward``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from tinygrad_edu import autograd
+from tinygrad_edu import ops as F
+from tinygrad_edu.backend import get_backend, parse_device
+from tinygrad_edu.random import get_rng
+
+_DTYPES = {
+    np.dtype(np.float32): np.dtype(np.float32),
+    np.dtype(np.float64): np.dtype(np.float64),
+    np.dtype(np.int64): np.dtype(np.int64),
+}
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class TensorIndexError(IndexError, ValueError):
+    """An index out of range; an IndexError (so iteration stops) and a ValueError."""
+
+
+def _resolve_dtype(dtype: Any) -> np.dtype:
+    """'float32' | 'float64' | 'int64' | numpy dtype -> the numpy dtype, or a clear TypeError."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved not in _DTYPES:
+        raise TypeError(
+            f"Tensor: unsupported dtype {dtype!r}; expected 'float32', 'float64' or 'int64'"
+        )
+    return _DTYPES[resolved]
+
+
+def _to_numpy(data: Any, dtype: Any) -> np.ndarray:
+    """Turn user data into a fresh C-contiguous numpy array of a supported dtype."""
+    if data is None or isinstance(data, (str, bytes)):
+        raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__}")
+    if isinstance(data, Tensor):
+        data = data.numpy()
+    keeps_dtype = isinstance(data, np.ndarray)  # float32/float64 arrays keep theirs
+    try:
+        array = np.array(data)
+    except ValueError as exc:  # numpy's message for ragged nested lists
+        raise ValueError(f"Tensor: data is ragged or not rectangular ({exc})") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"Tensor: data must be numeric (bool, int or float), got numpy dtype {array.dtype}"
+        )
+    if dtype is None:
+        floating = keeps_dtype and array.dtype in _FLOAT_DTYPES
+        target = array.dtype if floating else np.dtype(np.float32)
+    else:
+        target = _resolve_dtype(dtype)
+    if target == np.int64 and array.dtype.kind == "f":
+        if not np.all(np.isfinite(array)) or not np.array_equal(array, np.trunc(array)):
+            raise ValueError("Tensor: dtype int64 asked for, but the data has non-integer values")
+    return np.ascontiguousarray(array, dtype=target)
+
+
+def _normalize_axis(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
+    """None | int | tuple -> None or a sorted tuple of non-negative axes (checked)."""
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        if not isinstance(a, (int, np.integer)) or not -max(ndim, 1) <= a < max(ndim, 1):
+            raise ValueError(f"{op}: axis {axis!r} is out of range for a tensor with {ndim} dims")
+        out.append(int(a) % max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: axis {axis!r} repeats an axis")
+    return tuple(sorted(out)) if ndim else None
+
+
+def _shape_arg(shape: tuple, op: str) -> tuple[int, ...]:
+    """Accept f(2, 3) and f((2, 3))."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    if not all(isinstance(n, (int, np.integer)) for n in shape):
+        raise TypeError(f"{op}: shape must be ints, got {shape!r}")
+    return tuple(int(n) for n in shape)
+
+
+class Tensor:
+    """An n-dimensional array that records the operations applied to it for backpropagation.
+
+    >>> w = Tensor([[1.0, 2.0]], requires_grad=True)
+    >>> (w * w).sum().backward()
+    >>> w.grad.tolist()
+    [[2.0, 4.0]]
+    """
+
+    __slots__ = ("_data", "requires_grad", "grad", "_ctx", "device", "_backend", "__weakref__")
+    __array_ufunc__ = None  # ndarray + Tensor defers to Tensor.__radd__
+    __hash__ = object.__hash__  # == is elementwise, identity is the hash
+
+    def __init__(
+        self, data: Any, requires_grad: bool = False, dtype: Any = None, device: str = "cpu"
+    ) -> None:
+        array = _to_numpy(data, dtype)
+        if requires_grad and array.dtype not in _FLOAT_DTYPES:
+            raise TypeError(
+                f"Tensor: only float tensors can require gradients, got dtype {array.dtype}"
+            )
+        self.device = parse_device(device)
+        self._backend = get_backend(self.device)
+        self._data = self._backend.asarray(array)
+        self.requires_grad = bool(requires_grad)
+        self.grad: Tensor | None = None
+        self._ctx = None
+
+    @classmethod
+    def _wrap(cls, array: Any, device: str = "cpu") -> Tensor:
+        """Internal: a Tensor around a backend array, without checks or copies (the ops' path)."""
+        t = object.__new__(cls)
+        t._data = array
+        t.device = device
+        t._backend = get_backend(device)
+        t.requires_grad = False
+        t.grad = None
+        t._ctx = None
+        return t
+
+    # ----- constructors -----
+
+    @classmethod
+    def zeros(cls, *shape: Any, **kwargs: Any) -> Tensor:
+        return cls(np.zeros(_shape_arg(shape, "Tensor.zeros")), **kwargs)
+
+    @classmethod
+    def ones(cls, *shape: Any, **kwargs: Any) -> Tensor:
+        return cls(np.ones(_shape_arg(shape, "Tensor.ones")), **kwargs)
+
+    @classmethod
+    def full(cls, shape: Any, value: float, **kwargs: Any) -> Tensor:
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        return cls(np.full(_shape_arg(shape, "Tensor.full"), value), **kwargs)
+
+    @classmethod
+    def randn(cls, *shape: Any, **kwargs: Any) -> Tensor:
+        """Samples of the standard normal N(0, 1), from the library's seeded generator."""
+        return cls(get_rng().standard_normal(_shape_arg(shape, "Tensor.randn")), **_f32(kwargs))
+
+    @classmethod
+    def rand(cls, *shape: Any, **kwargs: Any) -> Tensor:
+        """Samples of the uniform distribution on [0, 1)."""
+        return cls(get_rng().random(_shape_arg(shape, "Tensor.rand")), **_f32(kwargs))
+
+    @classmethod
+    def eye(cls, n: int, **kwargs: Any) -> Tensor:
+        return cls(np.eye(n), **kwargs)
+
+    @staticmethod
+    def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+        """Join tensors along an existing axis."""
+        tensors = list(tensors)
+        if not tensors or not all(isinstance(t, Tensor) for t in tensors):
+            raise TypeError("cat: expected a non-empty sequence of Tensors")
+        ndim = tensors[0].ndim
+        if ndim == 0:
+            raise ValueError("cat: zero-dimensional tensors cannot be concatenated; use stack")
+        (ax,) = _normalize_axis(axis, ndim, "cat")
+        for t in tensors:
+            if t.ndim != ndim or t.shape[:ax] + t.shape[ax + 1 :] != (
+                tensors[0].shape[:ax] + tensors[0].shape[ax + 1 :]
+            ):
+                shapes = [x.shape for x in tensors]
+                raise ValueError(f"cat: shapes {shapes} differ outside axis {axis}")
+        tensors = _common_dtype(tensors)
+        return F.Cat.apply(*tensors, axis=ax)
+
+    @staticmethod
+    def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+        """Join tensors along a new axis."""
+        tensors = list(tensors)
+        if not tensors or not all(isinstance(t, Tensor) for t in tensors):
+            raise TypeError("stack: expected a non-empty sequence of Tensors")
+        shapes = {t.shape for t in tensors}
+        if len(shapes) != 1:
+            raise ValueError(f"stack: all tensors must have one shape, got {sorted(shapes)}")
+        ndim = tensors[0].ndim + 1
+        (ax,) = _normalize_axis(axis, ndim, "stack")
+        shape = tensors[0].shape
+        expanded = [t.reshape(shape[:ax] + (1,) + shape[ax:]) for t in tensors]
+        return Tensor.cat(expanded, axis=ax)
+
+    # ----- attributes -----
+
+    @property
+    def data(self) -> np.ndarray:
+        """The values as a numpy array (the storage itself on the CPU, a copy from a GPU)."""
+        return self._backend.to_numpy(self._data)
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        array = _to_numpy(value, self.dtype)
+        self._data = self._backend.asarray(array)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._data.shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self._data.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._data.dtype
+
+    @property
+    def size(self) -> int:
+        return int(self._data.size)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self) -> float | int:
+        if self.size != 1:
+            raise ValueError(f"item: only one-element tensors can be converted, shape {self.shape}")
+        return self.data.reshape(()).item()
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        array = self.data
+        return array if dtype is None else array.astype(dtype)
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __bool__(self) -> bool:
+        if self.size != 1:
+            raise RuntimeError(
+                f"bool: the truth value of a tensor with {self.size} elements is ambiguous"
+            )
+        return bool(self.item())
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        extras = [] if self.dtype == np.float32 else [f"dtype={self.dtype}"]
+        if self.device != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body] + extras) + ")"
+
+    # ----- graph -----
+
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Backpropagate from this tensor: accumulate d(self)/d(leaf) into each leaf's ``.grad``.
+
+        ``grad`` is dL/d(self); omit it only when self has a single element (then it is 1).
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad and has no graph; create the "
+                "inputs with requires_grad=True"
+            )
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(
+                    f"backward: grad can be omitted only for a single-element output; "
+                    f"this one has shape {self.shape}. Pass grad= of that shape."
+                )
+            g = np.ones(self.shape, dtype=self.dtype)
+        else:
+            g = np.asarray(grad.numpy() if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            if g.shape != self.shape:
+                if g.size != 1:
+                    raise ValueError(f"backward: grad has shape {g.shape}, expected {self.shape}")
+                g = np.full(self.shape, g.reshape(()), dtype=self.dtype)
+            else:
+                g = np.array(g, copy=True)  # never hand the user's array to the graph
+        autograd.backward(self, self._backend.asarray(g), retain_graph)
+
+    def detach(self) -> Tensor:
+        """The same values, cut from the graph (shares storage)."""
+        return Tensor._wrap(self._data, self.device)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        if flag and self.dtype not in _FLOAT_DTYPES:
+            raise TypeError(f"requires_grad_: dtype {self.dtype} cannot require gradients")
+        self.requires_grad = flag
+        return self
+
+    def to(self, device: str) -> Tensor:
+        """This tensor on ``device`` ('cpu' or 'cuda'); itself if it is there already."""
+        target = parse_device(device)
+        if target == self.device:
+            return self
+        get_backend(target)  # raises a clear error if the device is not usable
+        return F.ToDevice.apply(self, target)
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self) -> Tensor:
+        return self.to("cuda")
+
+    # ----- elementwise arithmetic -----
+
+    def _binary(self, fn: type, other: Any, name: str, reverse: bool = False) -> Tensor:
+        other = self._operand(other, name)
+        x, y = (other, self) if reverse else (self, other)
+        try:
+            return fn.apply(x, y)
+        except ValueError:
+            xs, ys = _shape_of(x), _shape_of(y)
+            raise ValueError(
+                f"{name}: shapes {xs} and {ys} cannot be broadcast together "
+                "(trailing dims must be equal or 1)"
+            ) from None
+
+    def _operand(self, other: Any, name: str) -> Any:
+        """Python scalars stay scalars (they never change the tensor's dtype); arrays and lists
+        become tensors of the same kind of float."""
+        if isinstance(other, Tensor):
+            if other.device != self.device:
+                raise RuntimeError(
+                    f"{name}: tensors are on different devices, {self.device!r} and "
+                    f"{other.device!r}"
+                )
+            return other
+        if isinstance(other, (bool, int, float, np.integer, np.floating)):
+            return float(other)
+        if isinstance(other, (np.ndarray, list, tuple)):
+            array = np.asarray(other)
+            dtype = array.dtype if array.dtype in _FLOAT_DTYPES else self.dtype
+            return Tensor(array, dtype=dtype, device=self.device)
+        raise TypeError(f"{name}: unsupported operand of type {type(other).__name__}")
+
+    def __add__(self, other: Any) -> Tensor:
+        return self._binary(F.Add, other, "add")
+
+    def __radd__(self, other: Any) -> Tensor:
+        return self._binary(F.Add, other, "add", reverse=True)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return self._binary(F.Sub, other, "sub")
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return self._binary(F.Sub, other, "sub", reverse=True)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return self._binary(F.Mul, other, "mul")
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return self._binary(F.Mul, other, "mul", reverse=True)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return self._binary(F.Div, other, "div")
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return self._binary(F.Div, other, "div", reverse=True)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return self._binary(F.Pow, other, "pow")
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return self._binary(F.Pow, other, "pow", reverse=True)
+
+    def __neg__(self) -> Tensor:
+        return F.Neg.apply(self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return self.matmul(other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return self._operand(other, "matmul").matmul(self)
+
+    # ----- comparisons: not differentiable, float32 0.0 / 1.0 -----
+
+    def _compare(self, op: str, other: Any) -> Tensor:
+        y = self._operand(other, op)
+        y_data = y._data if isinstance(y, Tensor) else y
+        try:
+            out = self._backend.compare(op, self._data, y_data)
+        except ValueError:
+            raise ValueError(
+                f"{op}: shapes {self.shape} and {_shape_of(y)} cannot be broadcast together"
+            ) from None
+        return Tensor._wrap(out, self.device)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare("eq", other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare("ne", other)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return self._compare("lt", other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return self._compare("le", other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return self._compare("gt", other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return self._compare("ge", other)
+
+    # ----- unary functions -----
+
+    def exp(self) -> Tensor:
+        return F.Exp.apply(self)
+
+    def log(self) -> Tensor:
+        return F.Log.apply(self)
+
+    def sqrt(self) -> Tensor:
+        return F.Sqrt.apply(self)
+
+    def abs(self) -> Tensor:
+        return F.Abs.apply(self)
+
+    def relu(self) -> Tensor:
+        return F.ReLU.apply(self)
+
+    def sigmoid(self) -> Tensor:
+        return F.Sigmoid.apply(self)
+
+    def tanh(self) -> Tensor:
+        return F.Tanh.apply(self)
+
+    def leaky_relu(self, slope: float = 0.01) -> Tensor:
+        return F.LeakyReLU.apply(self, float(slope))
+
+    def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"clip: lo={lo} is greater than hi={hi}")
+        lo = None if lo is None else float(lo)
+        hi = None if hi is None else float(hi)
+        return F.Clip.apply(self, lo, hi)
+
+    # ----- reductions -----
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return F.Sum.apply(self, _normalize_axis(axis, self.ndim, "sum"), keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        axes = _normalize_axis(axis, self.ndim, "mean")
+        count = self.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
+        return F.Sum.apply(self, axes, keepdims) * (1.0 / count if count else float("nan"))
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return self._extremum(F.Max, "max", axis, keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return self._extremum(F.Min, "min", axis, keepdims)
+
+    def _extremum(self, fn: type, name: str, axis: Any, keepdims: bool) -> Tensor:
+        axes = _normalize_axis(axis, self.ndim, name)
+        reduced = self.shape if axes is None else [self.shape[a] for a in axes]
+        if self.size == 0 or 0 in reduced:
+            raise ValueError(f"{name}: cannot reduce an empty axis (shape {self.shape})")
+        return fn.apply(self, axes, keepdims)
+
+    def argmax(self, axis: int | None = None) -> Tensor:
+        """Index of the largest entry (flattened when axis is None), as an int64 tensor."""
+        if axis is not None:
+            (axis,) = _normalize_axis(axis, self.ndim, "argmax") or (0,)
+        if self.size == 0:
+            raise ValueError("argmax: the tensor is empty")
+        return Tensor._wrap(self._backend.argmax(self._data, axis), self.device)
+
+    # ----- shape -----
+
+    def reshape(self, *shape: Any) -> Tensor:
+        shape = _shape_arg(shape, "reshape")
+        if shape.count(-1) > 1 or any(n < -1 for n in shape):
+            raise ValueError(f"reshape: invalid shape {shape}: at most one -1, no other negatives")
+        known = int(np.prod([n for n in shape if n != -1]))
+        if -1 in shape:
+            if known == 0 or self.size % known:
+                raise ValueError(
+                    f"reshape: cannot reshape a tensor of shape {self.shape} ({self.size} "
+                    f"elements) into {shape}"
+                )
+            shape = tuple(self.size // known if n == -1 else n for n in shape)
+        elif known != self.size:
+            raise ValueError(
+                f"reshape: cannot reshape a tensor of shape {self.shape} ({self.size} elements) "
+                f"into {shape} ({known} elements)"
+            )
+        if shape == self.shape:
+            return self
+        return F.Reshape.apply(self, shape)
+
+    def flatten(self) -> Tensor:
+        return self.reshape(-1)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        """numpy's transpose: a full permutation of the axes; no argument reverses them."""
+        if not axes:
+            axes = tuple(range(self.ndim))[::-1]
+        else:
+            axes = _shape_arg(axes, "transpose")
+            if sorted(a % self.ndim if self.ndim else a for a in axes) != list(range(self.ndim)):
+                raise ValueError(
+                    f"transpose: axes {axes} are not a permutation of the {self.ndim} axes of a "
+                    f"tensor of shape {self.shape}"
+                )
+            axes = tuple(a % self.ndim for a in axes)
+        return F.Transpose.apply(self, axes)
+
+    @property
+    def T(self) -> Tensor:
+        return self.transpose()
+
+    def __getitem__(self, index: Any) -> Tensor:
+        index = _normalize_index(index)
+        try:
+            self._backend.getitem(np.empty(self.shape, dtype=np.bool_), index)
+        except IndexError as exc:
+            raise TensorIndexError(f"getitem: {exc} (tensor shape {self.shape})") from None
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"getitem: invalid index {index!r} ({exc})") from None
+        return F.GetItem.apply(self, index)
+
+    # ----- linear algebra and the softmax family -----
+
+    def matmul(self, other: Any) -> Tensor:
+        """numpy's matmul: 1-D vectors are promoted and the added axis removed again."""
+        other = self._operand(other, "matmul")
+        if not isinstance(other, Tensor) or self.ndim == 0 or other.ndim == 0:
+            raise ValueError("matmul: both operands must have at least one dimension")
+        a = self.reshape(1, -1) if self.ndim == 1 else self
+        b = other.reshape(-1, 1) if other.ndim == 1 else other
+        if a.shape[-1] != b.shape[-2]:
+            raise ValueError(
+                f"matmul: shapes {self.shape} and {other.shape} do not align: "
+                f"{a.shape[-1]} != {b.shape[-2]}"
+            )
+        try:
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except ValueError:
+            raise ValueError(
+                f"matmul: batch dims of {self.shape} and {other.shape} cannot be broadcast"
+            ) from None
+        a, b = _common_dtype([a, b])
+        out = F.MatMul.apply(a, b)
+        if self.ndim == 1 and other.ndim == 1:
+            return out.reshape(())
+        if self.ndim == 1:
+            return out.reshape(out.shape[:-2] + out.shape[-1:])
+        if other.ndim == 1:
+            return out.reshape(out.shape[:-1])
+        return out
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        (axis,) = _normalize_axis(axis, self.ndim, "softmax") or (0,)
+        return F.Softmax.apply(self, axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        (axis,) = _normalize_axis(axis, self.ndim, "log_softmax") or (0,)
+        return F.LogSoftmax.apply(self, axis)
+
+
+def _f32(kwargs: dict) -> dict:
+    """Random constructors draw float64 samples; keep float32 the default."""
+    kwargs.setdefault("dtype", "float32")
+    return kwargs
+
+
+def _shape_of(x: Any) -> tuple[int, ...]:
+    return x.shape if isinstance(x, Tensor) else ()
+
+
+def _common_dtype(tensors: list[Tensor]) -> list[Tensor]:
+    """Kernels that join or multiply arrays want one dtype: float32 meets float64 as float64."""
+    dtypes = {t.dtype for t in tensors}
+    if len(dtypes) == 1:
+        return tensors
+    if not dtypes <= set(_FLOAT_DTYPES):
+        raise TypeError(f"dtypes {sorted(map(str, dtypes))} cannot be mixed here")
+    return [t if t.dtype == np.float64 else t * Tensor.ones((), dtype="float64") for t in tensors]
+
+
+def _normalize_index(index: Any) -> Any:
+    """Tensors and lists in an index become numpy integer arrays (numpy's advanced indexing)."""
+    if isinstance(index, tuple):
+        return tuple(_normalize_index(i) for i in index)
+    if isinstance(index, Tensor):
+        return index.numpy()
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
