@@ -1,7 +1,13 @@
-"""tinygrad_edu: a small, readable, fast autograd framework."""
+"""tinygrad_edu: a small, readable, fast autograd framework.
 
+    import tinygrad_edu as tg
+    x = tg.Tensor([[1.0, 2.0]], requires_grad=True)
+"""
+
+from tinygrad_edu import data, datasets
 from tinygrad_edu.autograd import is_grad_enabled, no_grad
 from tinygrad_edu.gradcheck import GradcheckError, gradcheck, numerical_gradient
+from tinygrad_edu.io import load, save
 from tinygrad_edu.random import manual_seed
 from tinygrad_edu.tensor import Tensor
 
@@ -9,9 +15,13 @@ __version__ = "0.1.0"
 __all__ = [
     "GradcheckError",
     "Tensor",
+    "data",
+    "datasets",
     "gradcheck",
     "is_grad_enabled",
+    "load",
     "manual_seed",
     "no_grad",
     "numerical_gradient",
+    "save",
 ]

@@ -63,27 +63,46 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Any, **kwargs: Any) -> Tensor:
         """Run the op on Tensors (and Python scalars) and record it in the graph if needed."""
-        from tinygrad_edu.tensor import Tensor
-
-        tensors = [t for t in inputs if isinstance(t, Tensor)]
-        device = tensors[0].device
-        for t in tensors:
-            if t.device != device:
-                raise RuntimeError(
-                    f"{cls.__name__.lower()}: tensors are on different devices, "
-                    f"{device!r} and {t.device!r}; move them with .to(device) first"
-                )
+        # NOTE: this runs once per operation, so it is written for speed: one pass over inputs.
+        Tensor = _tensor_class()
+        arrays, needs, device, backend = [], [], None, None
+        for t in inputs:
+            if isinstance(t, Tensor):
+                arrays.append(t._data)
+                needs.append(t.requires_grad)
+                if device is None:
+                    device, backend = t.device, t._backend
+                elif t.device != device:
+                    raise RuntimeError(
+                        f"{cls.__name__.lower()}: tensors are on different devices, "
+                        f"{device!r} and {t.device!r}; move them with .to(device) first"
+                    )
+            else:
+                arrays.append(t)
+                needs.append(False)
         ctx = cls()
-        ctx.backend = tensors[0]._backend
-        arrays = [t._data if isinstance(t, Tensor) else t for t in inputs]
-        out = Tensor._wrap(ctx.forward(*arrays, **kwargs), device)
-        if _grad_enabled and any(t.requires_grad for t in tensors):
+        ctx.backend = backend
+        out = Tensor._wrap(ctx.forward(*arrays, **kwargs), device, ctx.backend)
+        if _grad_enabled and True in needs:
             ctx.parents = inputs
-            ctx.needs_input_grad = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
+            ctx.needs_input_grad = tuple(needs)
             ctx.released = False
             out.requires_grad = True
             out._ctx = ctx
         return out
+
+
+def _tensor_class() -> type:
+    """The Tensor class (tensor.py imports this module, so it cannot be imported at the top)."""
+    global _Tensor
+    if _Tensor is None:
+        from tinygrad_edu.tensor import Tensor
+
+        _Tensor = Tensor
+    return _Tensor
+
+
+_Tensor: type | None = None
 
 
 # ----- the backward walk -----
@@ -149,8 +168,6 @@ def backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
 
 
 def _accumulate_leaf(leaf: Tensor, g: Any, handed_out: set[int]) -> None:
-    from tinygrad_edu.tensor import Tensor
-
     backend = leaf._backend
     if g.shape != leaf.shape:  # a broadcast view, e.g. from sum's backward
         g = backend.copy(backend.broadcast_to(g, leaf.shape))
@@ -160,6 +177,8 @@ def _accumulate_leaf(leaf: Tensor, g: Any, handed_out: set[int]) -> None:
         g = backend.copy(g)
     handed_out.add(id(g))
     if leaf.grad is None:
-        leaf.grad = Tensor._wrap(g, leaf.device)
+        leaf.grad = _tensor_class()._wrap(g, leaf.device, backend)
     else:
-        leaf.grad = Tensor._wrap(backend.binary("add", leaf.grad._data, g), leaf.device)
+        leaf.grad = _tensor_class()._wrap(
+            backend.binary("add", leaf.grad._data, g), leaf.device, backend
+        )

@@ -33,6 +33,12 @@ def _evaluate(f: Callable[[], Tensor], where: str) -> float:
     return float(out.item())
 
 
+def _evaluate_at(f: Callable[[], Tensor], t: Tensor, values: np.ndarray, in_place: bool) -> float:
+    if not in_place:
+        t.data = values
+    return _evaluate(f, "numerical_gradient")
+
+
 def _check_tensors(tensors: Sequence[Tensor], where: str) -> list[Tensor]:
     tensors = list(tensors)
     for k, t in enumerate(tensors):
@@ -66,25 +72,29 @@ def numerical_gradient(
     with no_grad():
         base = _evaluate(f, "numerical_gradient") if method == "forward" else 0.0
         for t in tensors:
-            values = t.data.copy()  # a host copy; written back through the setter each time
-            grad = np.zeros(values.shape, dtype=np.float64)
+            # On the CPU the entries are nudged in place; elsewhere a host copy is nudged and
+            # sent back each time. Either way the tensor ends with exactly its old values.
             original = t._data
+            in_place = t.device == "cpu" and original.flags.writeable
+            values = original if in_place else t.data.copy()
+            grad = np.zeros(values.shape, dtype=np.float64)
+            index, v = None, None
             try:
                 for index in np.ndindex(values.shape):
                     v = values[index]
                     values[index] = v + eps
-                    t.data = values
-                    plus = _evaluate(f, "numerical_gradient")
+                    plus = _evaluate_at(f, t, values, in_place)
                     if method == "central":
                         values[index] = v - eps
-                        t.data = values
-                        minus = _evaluate(f, "numerical_gradient")
+                        minus = _evaluate_at(f, t, values, in_place)
                         grad[index] = (plus - minus) / (2 * eps)
                     else:
                         grad[index] = (plus - base) / eps
                     values[index] = v
             finally:
-                t._data = original  # the very array the tensor had: nothing is lost
+                if index is not None and values.size:
+                    values[index] = v  # undo the nudge in flight if f() raised
+                t._data = original
             grads.append(grad)
     return grads
 

@@ -122,12 +122,12 @@ class Tensor:
         self._ctx = None
 
     @classmethod
-    def _wrap(cls, array: Any, device: str = "cpu") -> Tensor:
+    def _wrap(cls, array: Any, device: str = "cpu", backend: Any = None) -> Tensor:
         """Internal: a Tensor around a backend array, without checks or copies (the ops' path)."""
         t = object.__new__(cls)
         t._data = array
         t.device = device
-        t._backend = get_backend(device)
+        t._backend = backend if backend is not None else get_backend(device)
         t.requires_grad = False
         t.grad = None
         t._ctx = None
@@ -341,6 +341,8 @@ class Tensor:
     def _operand(self, other: Any, name: str) -> Any:
         """Python scalars stay scalars (they never change the tensor's dtype); arrays and lists
         become tensors of the same kind of float."""
+        if type(other) is float:
+            return other
         if isinstance(other, Tensor):
             if other.device != self.device:
                 raise RuntimeError(

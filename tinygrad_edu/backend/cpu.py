@@ -181,6 +181,9 @@ def _broadcast_strides(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def binary(op: str, x, y) -> np.ndarray:
+    if x.size < config.PARALLEL_MIN if type(x) is np.ndarray else y.size < config.PARALLEL_MIN:
+        if type(y) is not np.ndarray or y.size < config.PARALLEL_MIN:  # small: numpy
+            return reference.binary(op, x, y)
     code = _BINARY_CODES[op]
     if type(y) is not np.ndarray or y.size == 1:  # tensor (op) scalar
         if type(x) is np.ndarray and _big_float(x) and np.ndim(y) == 0:
