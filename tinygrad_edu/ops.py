@@ -361,18 +361,24 @@ class MatMul(Function):
 
 
 class Linear(Function):
-    """Y = X W^T + b  (a fused matmul and bias: one node instead of three);
-    dX = G W,   dW = G^T X,   db = sum of G over the rows."""
+    """Y = act(X W^T + b), one node for a whole layer (matmul, bias and activation fused);
+    with Z = X W^T + b:   dZ = G act'(Z),   dX = dZ W,   dW = dZ^T X,   db = sum of dZ over rows.
 
-    def forward(ctx, x, w, bias=None):
-        ctx.save_for_backward(x, w)
-        return ctx.backend.linear_forward(x, w, bias)
+    ``activation`` is None, "relu", "sigmoid" or "tanh": each derivative can be written with the
+    output Y alone, so only X, W and Y are saved.
+    """
+
+    def forward(ctx, x, w, bias=None, activation=None):
+        y = ctx.backend.linear_forward(x, w, bias, activation)
+        ctx.save_for_backward(x, w, y)
+        ctx.activation = activation
+        return y
 
     def backward(ctx, g):
-        x, w = ctx.saved
+        x, w, y = ctx.saved
         need = ctx.needs_input_grad
         dx, dw, db = ctx.backend.linear_backward(
-            g, x, w, need[0], need[1], len(need) > 2 and need[2]
+            g, x, w, need[0], need[1], len(need) > 2 and need[2], ctx.activation, y
         )
         return dx, dw, db
 

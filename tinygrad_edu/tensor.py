@@ -205,6 +205,8 @@ class Tensor:
 
     @data.setter
     def data(self, value: Any) -> None:
+        if value is self._data:  # `t.data -= x` already changed the storage in place
+            return
         array = _to_numpy(value, self.dtype)
         self._data = self._backend.asarray(array)
 

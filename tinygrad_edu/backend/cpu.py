@@ -1,17 +1,25 @@
-"""The CPU backend: Numba kernels for the loops that pay for threads, numpy below that.
+"""The CPU backend: Numba kernels, each in a serial and a parallel build, and numpy where one
+numpy call already does the job.
 
-Every public function here has the name and meaning of its twin in ``reference.py``. Each one
-looks at the size of its input: below ``config.PARALLEL_MIN`` elements, starting threads and
-dispatching into Numba costs more than the loop itself, so the small case goes to numpy (which is
-what the reference backend does). Above it, a private ``@njit(parallel=True)`` kernel runs.
+Every public function here has the name and meaning of its twin in ``reference.py``. Three
+cases, chosen per call by size (measured on this project's 2-core machines):
+
+- one simple step on a small array (``x + y`` on 32x15): numpy's single ufunc call is as cheap as
+  anything, so the reference implementation runs;
+- a fused kernel (softmax + cross-entropy, an activation's backward, ...) on a small array: the
+  serial Numba build, one pass instead of numpy's several calls and temporaries (calling a serial
+  Numba kernel costs about 0.2 us, like a numpy ufunc);
+- anything with at least ``config.PARALLEL_MIN`` elements: the parallel build, whose ``prange``
+  loop is split across cores (waking the thread pool costs about 5 us, so it only pays here).
 
 Matrix products always go to numpy's BLAS (``np.matmul``): it is the fastest path at every size
-measured on this project's machines (see ``benchmarks/``). ``matmul_blocked`` below is the
-readable cache-blocked Numba kernel that shows what BLAS does; it is tested and benchmarked, and
-used for nothing else.
+measured (see ``benchmarks/``). ``matmul_blocked`` below is the readable cache-blocked Numba kernel
+that shows what BLAS does; it is tested and benchmarked, and used for nothing else.
 """
 
 from __future__ import annotations
+
+import types
 
 import numpy as np
 from numba import njit, prange
@@ -38,8 +46,6 @@ from tinygrad_edu.backend.reference import (  # noqa: F401  (part of the interfa
     getitem,
     getitem_backward,
     is_view,
-    linear_backward,
-    linear_forward,
     matmul,
     max,
     max_backward,
@@ -55,7 +61,7 @@ from tinygrad_edu.backend.reference import (  # noqa: F401  (part of the interfa
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _jit(parallel: bool = True):
+def _jit(parallel: bool):
     """The one decorator every kernel uses, its flags from ``config``."""
     return njit(
         parallel=parallel,
@@ -65,12 +71,36 @@ def _jit(parallel: bool = True):
     )
 
 
-def _big_float(*arrays) -> bool:
-    """Worth a parallel kernel: large, floating point, one dtype."""
-    x = arrays[0]
-    if x.size < config.PARALLEL_MIN or x.dtype not in _FLOATS:
-        return False
-    return all(type(a) is np.ndarray and a.dtype == x.dtype for a in arrays)
+class _Kernel:
+    """A kernel in two builds: ``serial`` (one thread) and ``parallel`` (``prange`` split across
+    threads). ``kernel(n)`` picks the build for a problem of ``n`` elements.
+
+    NOTE: the serial build is compiled from a renamed copy of the function. Numba's disk cache
+    keys compiled code by the function's name and argument types, not by its ``parallel`` flag;
+    one function compiled both ways would overwrite its own cache entry.
+    """
+
+    def __init__(self, fn: types.FunctionType) -> None:
+        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial")
+        twin.__qualname__ = fn.__qualname__ + "_serial"
+        twin.__doc__ = fn.__doc__
+        self.serial = _jit(False)(twin)
+        self.parallel = _jit(True)(fn)
+        self.__doc__ = fn.__doc__
+
+    def __call__(self, n: int):
+        return self.parallel if n >= config.PARALLEL_MIN else self.serial
+
+
+def _floats(*arrays) -> bool:
+    """Kernels take C-contiguous-able float arrays of one dtype; anything else goes to numpy."""
+    dtype = arrays[0].dtype
+    return dtype in _FLOATS and all(type(a) is np.ndarray and a.dtype == dtype for a in arrays)
+
+
+def _big(*arrays) -> bool:
+    """Large float arrays: worth a parallel kernel even for one simple step."""
+    return arrays[0].size >= config.PARALLEL_MIN and _floats(*arrays)
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
@@ -88,7 +118,7 @@ _UNARY_CODES = {
 }  # fmt: skip
 
 
-@_jit()
+@_Kernel
 def _unary_kernel(code, x, out):
     for i in prange(x.size):  # each i writes only out[i]: no races
         v = x[i]
@@ -103,9 +133,9 @@ def _unary_kernel(code, x, out):
         elif code == 4:
             out[i] = abs(v)
         elif code == 5:
-            out[i] = v if v > 0 else 0.0
+            out[i] = 0.0 if v <= 0 else v  # NaN stays NaN, as np.maximum(x, 0)
         elif code == 6:
-            out[i] = 0.5 * np.tanh(0.5 * v) + 0.5
+            out[i] = 0.5 * np.tanh(0.5 * v) + 0.5  # sigmoid without overflow
         elif code == 7:
             out[i] = np.tanh(v)
         else:
@@ -113,10 +143,11 @@ def _unary_kernel(code, x, out):
 
 
 def unary(op: str, x: np.ndarray) -> np.ndarray:
-    if not _big_float(x):
+    # sigmoid is three numpy calls, so it is worth the serial kernel on small arrays too.
+    if not _floats(x) or (x.size < config.PARALLEL_MIN and op != "sigmoid"):
         return reference.unary(op, x)
     out = np.empty(x.shape, dtype=x.dtype)
-    _unary_kernel(_UNARY_CODES[op], _flat(x), out.reshape(-1))
+    _unary_kernel(x.size)(_UNARY_CODES[op], _flat(x), out.reshape(-1))
     return out
 
 
@@ -136,13 +167,13 @@ def _apply_binary(code, a, b):
     return a**b
 
 
-@_jit()
+@_Kernel
 def _binary_same_shape(code, x, y, out):
     for i in prange(out.size):
         out[i] = _apply_binary(code, x[i], y[i])
 
 
-@_jit()
+@_Kernel
 def _binary_scalar(code, x, s, scalar_first, out):
     for i in prange(out.size):
         if scalar_first:
@@ -151,13 +182,13 @@ def _binary_scalar(code, x, s, scalar_first, out):
             out[i] = _apply_binary(code, x[i], s)
 
 
-@_jit()
+@_Kernel
 def _binary_broadcast(code, x, x_strides, y, y_strides, shape, out):
     """General broadcasting: element i of ``out`` is unravelled to a multi-index, and each input
     is read through its element strides, which are 0 along the axes it is broadcast over."""
     ndim = shape.size
     for i in prange(out.size):
-        rest = i
+        rest = np.int64(i)  # a copy: numba forbids writing to the prange index
         xi = 0
         yi = 0
         for d in range(ndim - 1, -1, -1):
@@ -181,35 +212,30 @@ def _broadcast_strides(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def binary(op: str, x, y) -> np.ndarray:
-    if x.size < config.PARALLEL_MIN if type(x) is np.ndarray else y.size < config.PARALLEL_MIN:
-        if type(y) is not np.ndarray or y.size < config.PARALLEL_MIN:  # small: numpy
-            return reference.binary(op, x, y)
-    code = _BINARY_CODES[op]
-    if type(y) is not np.ndarray or y.size == 1:  # tensor (op) scalar
-        if type(x) is np.ndarray and _big_float(x) and np.ndim(y) == 0:
-            out = np.empty(x.shape, dtype=x.dtype)
-            _binary_scalar(code, _flat(x), x.dtype.type(y), False, out.reshape(-1))
-            return out
+    """Broadcasting add sub mul div pow; a parallel kernel for large float arrays, else numpy."""
+    x_array, y_array = type(x) is np.ndarray, type(y) is np.ndarray
+    big = (x_array and x.size >= config.PARALLEL_MIN) or (y_array and y.size >= config.PARALLEL_MIN)
+    if not big:
         return reference.binary(op, x, y)
-    if type(x) is not np.ndarray or x.size == 1:  # scalar (op) tensor
-        if _big_float(y) and np.ndim(x) == 0:
-            out = np.empty(y.shape, dtype=y.dtype)
-            _binary_scalar(code, _flat(y), y.dtype.type(x), True, out.reshape(-1))
-            return out
+    code = _BINARY_CODES[op]
+    if not y_array or not x_array:  # array (op) Python scalar, either way round
+        array, scalar = (x, y) if x_array else (y, x)
+        if not _floats(array) or np.ndim(scalar) != 0:
+            return reference.binary(op, x, y)
+        out = np.empty(array.shape, dtype=array.dtype)
+        kernel = _binary_scalar(array.size)
+        kernel(code, _flat(array), array.dtype.type(scalar), not x_array, out.reshape(-1))
+        return out
+    if not _floats(x, y):
         return reference.binary(op, x, y)
     if x.shape == y.shape:
-        if not _big_float(x, y):
-            return reference.binary(op, x, y)
         out = np.empty(x.shape, dtype=x.dtype)
-        _binary_same_shape(code, _flat(x), _flat(y), out.reshape(-1))
+        _binary_same_shape(x.size)(code, _flat(x), _flat(y), out.reshape(-1))
         return out
     shape = np.broadcast_shapes(x.shape, y.shape)
-    big = x if x.size >= y.size else y
-    if np.prod(shape) < config.PARALLEL_MIN or not _big_float(big, x, y):
-        return reference.binary(op, x, y)
     out = np.empty(shape, dtype=x.dtype)
     x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
-    _binary_broadcast(
+    _binary_broadcast(out.size)(
         code,
         x.reshape(-1),
         _broadcast_strides(x, shape),
@@ -222,80 +248,105 @@ def binary(op: str, x, y) -> np.ndarray:
 
 
 def compare(op: str, x, y) -> np.ndarray:
+    # One numpy comparison plus a cast: memory-bound, nothing for a kernel to fuse.
     return reference.compare(op, x, y)
 
 
-# ----- fused activation backward: one pass, no temporaries -----
+# ----- activations and their backward: one pass, no temporaries -----
 
 
-@_jit()
+@_Kernel
 def _relu_backward_kernel(g, x, out):
     for i in prange(out.size):
         out[i] = g[i] if x[i] > 0 else 0.0
 
 
-@_jit()
+@_Kernel
 def _sigmoid_backward_kernel(g, y, out):
     for i in prange(out.size):
         out[i] = g[i] * y[i] * (1 - y[i])
 
 
-@_jit()
+@_Kernel
 def _tanh_backward_kernel(g, y, out):
     for i in prange(out.size):
         out[i] = g[i] * (1 - y[i] * y[i])
 
 
-@_jit()
+@_Kernel
 def _leaky_relu_kernel(x, slope, out):
     for i in prange(out.size):
         out[i] = x[i] if x[i] > 0 else x[i] * slope
 
 
-@_jit()
+@_Kernel
 def _leaky_relu_backward_kernel(g, x, slope, out):
     for i in prange(out.size):
         out[i] = g[i] if x[i] > 0 else g[i] * slope
 
 
-def _fused(kernel, reference_fn, g, x, *scalars):
-    if g.shape != x.shape or not _big_float(g, x):
+@_Kernel
+def _clip_kernel(x, lo, hi, out):
+    for i in prange(out.size):
+        v = x[i]
+        if v < lo:
+            v = lo
+        if v > hi:
+            v = hi
+        out[i] = v
+
+
+@_Kernel
+def _clip_backward_kernel(g, x, lo, hi, out):
+    for i in prange(out.size):
+        out[i] = g[i] if lo <= x[i] <= hi else 0.0
+
+
+def _elementwise(kernel, reference_fn, g, x, *scalars):
+    """Run a two-input elementwise kernel, or the reference when the inputs do not suit it."""
+    if g.shape != x.shape or not _floats(g, x):
         return reference_fn(g, x, *scalars)
     out = np.empty(g.shape, dtype=g.dtype)
-    kernel(_flat(g), _flat(x), *[g.dtype.type(s) for s in scalars], out.reshape(-1))
+    kernel(g.size)(_flat(g), _flat(x), *[g.dtype.type(s) for s in scalars], out.reshape(-1))
     return out
 
 
 def relu_backward(g: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return _fused(_relu_backward_kernel, reference.relu_backward, g, x)
+    return _elementwise(_relu_backward_kernel, reference.relu_backward, g, x)
 
 
 def sigmoid_backward(g: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return _fused(_sigmoid_backward_kernel, reference.sigmoid_backward, g, y)
+    return _elementwise(_sigmoid_backward_kernel, reference.sigmoid_backward, g, y)
 
 
 def tanh_backward(g: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return _fused(_tanh_backward_kernel, reference.tanh_backward, g, y)
+    return _elementwise(_tanh_backward_kernel, reference.tanh_backward, g, y)
 
 
 def leaky_relu_backward(g: np.ndarray, x: np.ndarray, slope: float) -> np.ndarray:
-    return _fused(_leaky_relu_backward_kernel, reference.leaky_relu_backward, g, x, slope)
+    return _elementwise(_leaky_relu_backward_kernel, reference.leaky_relu_backward, g, x, slope)
 
 
 def leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
-    if not _big_float(x):
+    if not _floats(x):
         return reference.leaky_relu(x, slope)
     out = np.empty(x.shape, dtype=x.dtype)
-    _leaky_relu_kernel(_flat(x), x.dtype.type(slope), out.reshape(-1))
+    _leaky_relu_kernel(x.size)(_flat(x), x.dtype.type(slope), out.reshape(-1))
     return out
 
 
 def clip(x: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
-    return reference.clip(x, lo, hi)
+    if not _big(x) or lo is None or hi is None:
+        return reference.clip(x, lo, hi)
+    out = np.empty(x.shape, dtype=x.dtype)
+    _clip_kernel(x.size)(_flat(x), x.dtype.type(lo), x.dtype.type(hi), out.reshape(-1))
+    return out
 
 
 def clip_backward(g: np.ndarray, x: np.ndarray, lo: float | None, hi: float | None):
-    return reference.clip_backward(g, x, lo, hi)
+    if lo is None or hi is None:
+        return reference.clip_backward(g, x, lo, hi)
+    return _elementwise(_clip_backward_kernel, reference.clip_backward, g, x, lo, hi)
 
 
 # ----- reductions -----
@@ -303,9 +354,9 @@ def clip_backward(g: np.ndarray, x: np.ndarray, lo: float | None, hi: float | No
 # of a 2-D view. Threads split the axis that is kept, so no two threads write the same output.
 
 
-@_jit()
+@_Kernel
 def _sum_rows_kernel(x, out):
-    """out[i] = sum_j x[i, j]; one thread per block of rows."""
+    """out[i] = sum_j x[i, j]; each thread takes whole rows."""
     for i in prange(x.shape[0]):
         acc = 0.0
         for j in range(x.shape[1]):
@@ -313,9 +364,9 @@ def _sum_rows_kernel(x, out):
         out[i] = acc
 
 
-@_jit()
+@_Kernel
 def _sum_cols_kernel(x, out):
-    """out[j] = sum_i x[i, j]; threads take column blocks, each scanning rows in memory order."""
+    """out[j] = sum_i x[i, j]; threads take blocks of columns and scan rows in memory order."""
     n, m = x.shape
     block = 256
     for b in prange((m + block - 1) // block):
@@ -340,7 +391,7 @@ def _as_2d_reduction(x: np.ndarray, axes: tuple[int, ...]):
 
 
 def sum(x: np.ndarray, axis, keepdims: bool) -> np.ndarray:  # noqa: A001
-    if not _big_float(x) or not x.flags.c_contiguous:
+    if not _big(x) or not x.flags.c_contiguous:
         return reference.sum(x, axis, keepdims)
     axes = tuple(range(x.ndim)) if axis is None else tuple(sorted(axis))
     view, over_rows = _as_2d_reduction(x, axes)
@@ -350,25 +401,25 @@ def sum(x: np.ndarray, axis, keepdims: bool) -> np.ndarray:  # noqa: A001
         return reference.sum(x, axis, keepdims)
     if over_rows:
         out = np.empty(view.shape[0], dtype=x.dtype)
-        _sum_rows_kernel(view, out)
+        _sum_rows_kernel(x.size)(view, out)
     else:
         out = np.empty(view.shape[1], dtype=x.dtype)
-        _sum_cols_kernel(view, out)
+        _sum_cols_kernel(x.size)(view, out)
     kept = tuple(1 if d in axes else n for d, n in enumerate(x.shape))
-    return out.reshape(
-        kept if keepdims else tuple(n for d, n in enumerate(x.shape) if d not in axes)
-    )
+    dropped = tuple(n for d, n in enumerate(x.shape) if d not in axes)
+    return out.reshape(kept if keepdims else dropped)
 
 
 # ----- softmax family, row by row over the last axis -----
+# Each prange iteration owns one row: rows are independent, so there are no races.
 
 
-@_jit()
+@_Kernel
 def _log_softmax_rows(x, out):
-    for i in prange(x.shape[0]):  # one row per iteration: rows are independent
+    for i in prange(x.shape[0]):
         m = x[i, 0]
         for j in range(1, x.shape[1]):
-            if x[i, j] > m or x[i, j] != x[i, j]:
+            if x[i, j] > m or x[i, j] != x[i, j]:  # the max, or NaN if there is one
                 m = x[i, j]
         s = 0.0
         for j in range(x.shape[1]):
@@ -378,13 +429,35 @@ def _log_softmax_rows(x, out):
             out[i, j] = x[i, j] - lse
 
 
-@_jit()
+@_Kernel
+def _softmax_backward_rows(g, y, out):
+    """dx = y * (g - sum(g * y)) per row."""
+    for i in prange(y.shape[0]):
+        dot = 0.0
+        for j in range(y.shape[1]):
+            dot += g[i, j] * y[i, j]
+        for j in range(y.shape[1]):
+            out[i, j] = y[i, j] * (g[i, j] - dot)
+
+
+@_Kernel
+def _log_softmax_backward_rows(g, y, out):
+    """dx = g - exp(y) * sum(g) per row."""
+    for i in prange(y.shape[0]):
+        total = 0.0
+        for j in range(y.shape[1]):
+            total += g[i, j]
+        for j in range(y.shape[1]):
+            out[i, j] = g[i, j] - np.exp(y[i, j]) * total
+
+
+@_Kernel
 def _cross_entropy_rows(logits, labels, losses, probs):
     """losses[i] = logsumexp(z_i) - z_i[label_i]; probs[i] = softmax(z_i), saved for backward."""
     for i in prange(logits.shape[0]):
         m = logits[i, 0]
         for j in range(1, logits.shape[1]):
-            if logits[i, j] > m:
+            if logits[i, j] > m or logits[i, j] != logits[i, j]:
                 m = logits[i, j]
         s = 0.0
         for j in range(logits.shape[1]):
@@ -396,55 +469,141 @@ def _cross_entropy_rows(logits, labels, losses, probs):
         losses[i] = m + np.log(s) - logits[i, labels[i]]
 
 
-@_jit()
+@_Kernel
 def _cross_entropy_backward_rows(g_rows, probs, labels, out):
+    """dz_i = (softmax(z_i) - onehot(label_i)) * g_i."""
     for i in prange(probs.shape[0]):
         for j in range(probs.shape[1]):
             out[i, j] = probs[i, j] * g_rows[i]
         out[i, labels[i]] -= g_rows[i]
 
 
-def _last_axis(x: np.ndarray, axis: int) -> bool:
-    return axis in (-1, x.ndim - 1) and x.ndim >= 1 and x.flags.c_contiguous and _big_float(x)
+def _rows(x: np.ndarray, axis: int) -> np.ndarray | None:
+    """A 2-D (rows, last axis) view when ``axis`` is the last, non-empty axis of a float array."""
+    if x.ndim == 0 or axis != x.ndim - 1 or x.shape[-1] == 0 or x.size == 0 or not _floats(x):
+        return None
+    return np.ascontiguousarray(x).reshape(-1, x.shape[-1])
 
 
 def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    if not _last_axis(x, axis) or x.shape[-1] == 0:
+    rows = _rows(x, axis)
+    if rows is None:
         return reference.log_softmax(x, axis)
-    out = np.empty(x.shape, dtype=x.dtype)
-    _log_softmax_rows(x.reshape(-1, x.shape[-1]), out.reshape(-1, x.shape[-1]))
-    return out
+    out = np.empty(rows.shape, dtype=x.dtype)
+    _log_softmax_rows(x.size)(rows, out)
+    return out.reshape(x.shape)
 
 
 def softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    if not _last_axis(x, axis) or x.shape[-1] == 0:
-        return reference.softmax(x, axis)
     out = log_softmax(x, axis)
-    _unary_kernel(_UNARY_CODES["exp"], out.reshape(-1), out.reshape(-1))  # in place
+    if _rows(x, axis) is None:
+        return reference.softmax(x, axis)
+    flat = out.reshape(-1)
+    _unary_kernel(flat.size)(_UNARY_CODES["exp"], flat, flat)  # in place
     return out
 
 
-softmax_backward = reference.softmax_backward
-log_softmax_backward = reference.log_softmax_backward
+def softmax_backward(g: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+    rows = _rows(y, axis)
+    if rows is None or g.shape != y.shape or not _floats(g, y):
+        return reference.softmax_backward(g, y, axis)
+    out = np.empty(rows.shape, dtype=y.dtype)
+    _softmax_backward_rows(y.size)(np.ascontiguousarray(g).reshape(rows.shape), rows, out)
+    return out.reshape(y.shape)
+
+
+def log_softmax_backward(g: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+    rows = _rows(y, axis)
+    if rows is None or g.shape != y.shape or not _floats(g, y):
+        return reference.log_softmax_backward(g, y, axis)
+    out = np.empty(rows.shape, dtype=y.dtype)
+    _log_softmax_backward_rows(y.size)(np.ascontiguousarray(g).reshape(rows.shape), rows, out)
+    return out.reshape(y.shape)
 
 
 def cross_entropy_forward(logits: np.ndarray, labels: np.ndarray):
-    if not _big_float(logits) or not logits.flags.c_contiguous or logits.shape[1] == 0:
+    rows = _rows(logits, 1) if logits.ndim == 2 else None
+    if rows is None or labels.dtype != np.int64:
         return reference.cross_entropy_forward(logits, labels)
     losses = np.empty(logits.shape[0], dtype=logits.dtype)
     probs = np.empty(logits.shape, dtype=logits.dtype)
-    _cross_entropy_rows(logits, labels, losses, probs)
+    _cross_entropy_rows(logits.size)(rows, np.ascontiguousarray(labels), losses, probs)
     return losses, probs
 
 
 def cross_entropy_backward(g_rows: np.ndarray, probs: np.ndarray, labels: np.ndarray):
-    if not _big_float(probs):
+    if not _floats(probs) or labels.dtype != np.int64 or probs.ndim != 2:
         return reference.cross_entropy_backward(g_rows, probs, labels)
     out = np.empty(probs.shape, dtype=probs.dtype)
-    _cross_entropy_backward_rows(
-        np.ascontiguousarray(g_rows, dtype=probs.dtype), probs, labels, out
-    )
+    g_rows = np.ascontiguousarray(g_rows, dtype=probs.dtype)
+    _cross_entropy_backward_rows(probs.size)(g_rows, probs, np.ascontiguousarray(labels), out)
     return out
+
+
+# ----- a whole linear layer: BLAS for the product, one fused pass for the rest -----
+
+_ACTIVATION_CODES = {None: 0, "relu": 1, "sigmoid": 2, "tanh": 3}
+
+
+@_Kernel
+def _bias_activation_rows(y, b, has_bias, code):
+    """In place: y[i, j] = act(y[i, j] + b[j]); each iteration owns one row."""
+    for i in prange(y.shape[0]):
+        for j in range(y.shape[1]):
+            v = y[i, j] + b[j] if has_bias else y[i, j]
+            if code == 1:
+                v = 0.0 if v <= 0 else v
+            elif code == 2:
+                v = 0.5 * np.tanh(0.5 * v) + 0.5
+            elif code == 3:
+                v = np.tanh(v)
+            y[i, j] = v
+
+
+@_Kernel
+def _activation_backward_cols(g, y, code, dz, db):
+    """dz = g * act'(z) from the output y, and db[j] = sum_i dz[i, j], in one pass.
+    Each iteration owns one column j, so its sum has a single writer."""
+    for j in prange(g.shape[1]):
+        acc = 0.0
+        for i in range(g.shape[0]):
+            v = g[i, j]
+            if code == 1:
+                v = v if y[i, j] > 0 else 0.0
+            elif code == 2:
+                v = v * y[i, j] * (1 - y[i, j])
+            elif code == 3:
+                v = v * (1 - y[i, j] * y[i, j])
+            dz[i, j] = v
+            acc += v
+        db[j] = acc
+
+
+def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, activation=None):
+    if x.ndim != 2 or not _floats(x, w) or (b is not None and not _floats(x, b)):
+        return reference.linear_forward(x, w, b, activation)
+    y = x @ w.T  # BLAS reads w transposed in place: no copy
+    if b is None and activation is None:
+        return y
+    bias = b if b is not None else y[0]  # a stand-in the kernel never reads
+    _bias_activation_rows(y.size)(y, bias, b is not None, _ACTIVATION_CODES[activation])
+    return y
+
+
+def linear_backward(g, x, w, need_x: bool, need_w: bool, need_b: bool, activation=None, y=None):
+    if g.ndim != 2 or not _floats(g, x, w) or (activation is not None and not _floats(g, y)):
+        return reference.linear_backward(g, x, w, need_x, need_w, need_b, activation, y)
+    if activation is None and not need_b:
+        dz, db = g, None
+    else:
+        dz = np.empty(g.shape, dtype=g.dtype)
+        db = np.empty(g.shape[1], dtype=g.dtype)
+        saved = g if y is None else y  # y is read only when there is an activation
+        code = _ACTIVATION_CODES[activation]
+        _activation_backward_cols(g.size)(np.ascontiguousarray(g), saved, code, dz, db)
+    dx = dz @ w if need_x else None
+    dw = dz.T @ x if need_w else None
+    return dx, dw, (db if need_b else None)
 
 
 # ----- matmul, the teaching version -----
@@ -452,7 +611,7 @@ def cross_entropy_backward(g_rows: np.ndarray, probs: np.ndarray, labels: np.nda
 TILE = 64  # a 64x64 float64 tile is 32 KiB: three of them stay in a typical L2 cache
 
 
-@_jit()
+@_jit(parallel=True)
 def _matmul_blocked_kernel(a, b, out):
     """out = a @ b, tile by tile. Threads split the rows of ``out`` into bands of TILE rows, so
     each thread writes its own band only. Within a band, the k-loop walks tiles of ``a`` and
@@ -482,6 +641,8 @@ def matmul_blocked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
         raise ValueError(f"matmul_blocked: shapes {a.shape} and {b.shape} do not align")
     dtype = np.result_type(a, b)
+    if dtype not in _FLOATS:
+        dtype = np.dtype(np.float64)
     out = np.empty((a.shape[0], b.shape[1]), dtype=dtype)
     _matmul_blocked_kernel(
         np.ascontiguousarray(a, dtype=dtype), np.ascontiguousarray(b, dtype=dtype), out

@@ -246,19 +246,36 @@ def matmul(a: np.ndarray, b: np.ndarray, transpose_a: bool = False, transpose_b:
     return np.matmul(a, b)
 
 
-def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    """y = x W^T + b for x (n, in), W (out, in), b (out,)."""
+# Activations that can be fused into a linear layer; each one's derivative can be computed from
+# its output y alone: relu' = [y > 0], sigmoid' = y (1 - y), tanh' = 1 - y^2.
+FUSED_ACTIVATIONS = (None, "relu", "sigmoid", "tanh")
+
+
+def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, activation=None):
+    """y = act(x W^T + b) for x (n, in), W (out, in), b (out,); act in FUSED_ACTIVATIONS."""
     y = x @ w.T
     if b is not None:
         y += b
-    return y
+    return y if activation is None else unary(activation, y)
 
 
-def linear_backward(g, x, w, need_x: bool, need_w: bool, need_b: bool):
-    """dX = G W,  dW = G^T X,  db = sum of G over rows; each only when needed."""
-    dx = g @ w if need_x else None
-    dw = g.T @ x if need_w else None
-    db = g.sum(axis=0) if need_b else None
+def activation_backward(g: np.ndarray, y: np.ndarray, activation) -> np.ndarray:
+    """g * act'(z), written with the saved output y = act(z)."""
+    if activation is None:
+        return g
+    if activation == "relu":
+        return relu_backward(g, y)
+    if activation == "sigmoid":
+        return sigmoid_backward(g, y)
+    return tanh_backward(g, y)
+
+
+def linear_backward(g, x, w, need_x: bool, need_w: bool, need_b: bool, activation=None, y=None):
+    """dZ = G act'(Z);  dX = dZ W,  dW = dZ^T X,  db = sum of dZ over rows; each when needed."""
+    dz = activation_backward(g, y, activation)
+    dx = dz @ w if need_x else None
+    dw = dz.T @ x if need_w else None
+    db = dz.sum(axis=0) if need_b else None
     return dx, dw, db
 
 
