@@ -11,6 +11,8 @@ the broadcast axes; ``backend.sum_to(g, shape)`` undoes broadcasting in one plac
 
 from __future__ import annotations
 
+import math
+
 from tinygrad_edu.autograd import Function
 
 
@@ -98,7 +100,8 @@ class Pow(Function):
             slope = b.binary("mul", p, b.binary("pow", x, p_minus_1))
             dx = b.sum_to(b.binary("mul", g, slope), _shape(x))
         if need_p:
-            dp = b.sum_to(b.binary("mul", g, b.binary("mul", z, b.unary("log", x))), _shape(p))
+            log_x = math.log(x) if isinstance(x, float) else b.unary("log", x)  # 2.0 ** t
+            dp = b.sum_to(b.binary("mul", g, b.binary("mul", z, log_x)), _shape(p))
         return dx, dp
 
 

@@ -118,6 +118,15 @@ _UNARY_CODES = {
 }  # fmt: skip
 
 
+@_jit(parallel=False)
+def _sigmoid(v):
+    """1 / (1 + e^-v) without overflow, and accurate in the negative tail (no cancellation)."""
+    if v >= 0:
+        return 1.0 / (1.0 + np.exp(-v))
+    e = np.exp(v)
+    return e / (1.0 + e)
+
+
 @_Kernel
 def _unary_kernel(code, x, out):
     for i in prange(x.size):  # each i writes only out[i]: no races
@@ -135,7 +144,7 @@ def _unary_kernel(code, x, out):
         elif code == 5:
             out[i] = 0.0 if v <= 0 else v  # NaN stays NaN, as np.maximum(x, 0)
         elif code == 6:
-            out[i] = 0.5 * np.tanh(0.5 * v) + 0.5  # sigmoid without overflow
+            out[i] = _sigmoid(v)
         elif code == 7:
             out[i] = np.tanh(v)
         else:
@@ -554,7 +563,7 @@ def _bias_activation_rows(y, b, has_bias, code):
             if code == 1:
                 v = 0.0 if v <= 0 else v
             elif code == 2:
-                v = 0.5 * np.tanh(0.5 * v) + 0.5
+                v = _sigmoid(v)
             elif code == 3:
                 v = np.tanh(v)
             y[i, j] = v
@@ -621,14 +630,14 @@ def _matmul_blocked_kernel(a, b, out):
     m = b.shape[1]
     for band in prange((n + TILE - 1) // TILE):
         i0 = band * TILE
-        i1 = min(i0 + TILE, n)
+        i1 = i0 + TILE if i0 + TILE < n else n  # NOTE: min/max/sum are kernels here
         for i in range(i0, i1):
             for j in range(m):
                 out[i, j] = 0.0
         for k0 in range(0, kdim, TILE):
-            k1 = min(k0 + TILE, kdim)
+            k1 = k0 + TILE if k0 + TILE < kdim else kdim
             for j0 in range(0, m, TILE):
-                j1 = min(j0 + TILE, m)
+                j1 = j0 + TILE if j0 + TILE < m else m
                 for i in range(i0, i1):
                     for k in range(k0, k1):
                         aik = a[i, k]

@@ -84,8 +84,10 @@ def unary(op: str, x: np.ndarray) -> np.ndarray:
     if op == "relu":
         return _arr(np.maximum(x, 0))
     if op == "sigmoid":
-        # 1 / (1 + e^-x) written through tanh: no overflow warning for large |x|.
-        return _arr(0.5 * np.tanh(0.5 * x) + 0.5)
+        # With e = exp(-|x|) <= 1 nothing overflows, and e / (1 + e) keeps full relative
+        # precision in the negative tail, where 1 - something would cancel.
+        e = np.exp(-np.abs(x))
+        return _arr(np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False))
     return _arr(_UNARY[op](x))
 
 
@@ -178,7 +180,7 @@ def max_backward(g: np.ndarray, x: np.ndarray, out: np.ndarray, axis: Axis) -> n
 
     ``g`` and ``out`` come with the reduced axes kept (size 1), so they broadcast against ``x``.
     """
-    mask = x == out
+    mask = (x == out) | (np.isnan(x) & np.isnan(out))  # a NaN max came from the NaN entries
     count = np.sum(mask, axis=axis, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return _arr((mask * (g / count)).astype(g.dtype, copy=False))

@@ -1,0 +1,235 @@
+"""Optimizer steps in plain numpy: the executable specification of every update rule.
+
+Each function updates ``param`` and its state buffers in place, exactly as the matching
+``torch.optim`` optimizer does (its single-tensor code path). The fast backends (``optim_cpu``,
+a CUDA one) implement the same names and signatures and are tested against these.
+
+Conventions shared by every step function and every backend:
+
+- arrays come first, positionally: ``param``, ``grad``, then the state buffers, all of one shape
+  and one float dtype (``float32`` or ``float64``); ``param`` and the buffers change in place.
+- a buffer that an option switches off (the momentum buffer when ``momentum == 0``, ``grad_avg``
+  when ``centered`` is False, ``max_exp_avg_sq`` when ``amsgrad`` is False) is passed as ``None``.
+- everything else is a keyword-only Python scalar; ``step`` is the 1-based count of updates of
+  this param *including* the current one.
+
+Nothing is returned. The notation in the comments is PyTorch's: ``p`` param, ``g`` gradient.
+"""
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "adadelta_step",
+    "adagrad_step",
+    "adam_step",
+    "check_step_arrays",
+    "rmsprop_step",
+    "sgd_step",
+]
+
+
+def check_step_arrays(step_name: str, param, grad, **buffers) -> None:
+    """Raise ValueError unless ``grad`` and every non-None buffer match ``param``'s shape and dtype.
+
+    ``param`` must have a float32 or float64 dtype. Every backend calls this before it touches
+    memory, so a mismatch is reported in words instead of being broadcast silently (numpy) or
+    raised as a typing error (Numba).
+    """
+    if param.dtype not in (np.float32, np.float64):
+        raise ValueError(f"{step_name}: param dtype must be float32 or float64, got {param.dtype}")
+    for name, arr in (("grad", grad), *buffers.items()):
+        if arr is None:
+            continue
+        if tuple(arr.shape) != tuple(param.shape):
+            raise ValueError(
+                f"{step_name}: {name} has shape {tuple(arr.shape)} but param has shape "
+                f"{tuple(param.shape)}"
+            )
+        if arr.dtype != param.dtype:
+            raise ValueError(
+                f"{step_name}: {name} has dtype {arr.dtype} but param has dtype {param.dtype}"
+            )
+
+
+def _require(step_name: str, condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(f"{step_name}: {message}")
+
+
+# ----- SGD, momentum, Nesterov -----
+
+
+def sgd_step(param, grad, momentum_buffer, *, lr, momentum, dampening, weight_decay, nesterov):
+    """g = g + weight_decay * p
+    if momentum != 0:   buf = momentum * buf + (1 - dampening) * g
+                        g = g + momentum * buf  if nesterov  else  buf
+    p = p - lr * g
+
+    NOTE: PyTorch starts the buffer as a copy of the first gradient (no dampening). Callers get
+    that by passing a zero buffer and ``dampening=0`` on a parameter's first step.
+    """
+    check_step_arrays("sgd_step", param, grad, momentum_buffer=momentum_buffer)
+    _require(
+        "sgd_step",
+        (momentum_buffer is None) == (momentum == 0),
+        "pass a momentum_buffer exactly when momentum != 0",
+    )
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    if momentum != 0:
+        momentum_buffer[...] = momentum * momentum_buffer + (1 - dampening) * grad
+        grad = grad + momentum * momentum_buffer if nesterov else momentum_buffer
+    param -= lr * grad
+
+
+# ----- AdaGrad -----
+
+
+def adagrad_step(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, eps):
+    """g = g + weight_decay * p
+    clr = lr / (1 + (step - 1) * lr_decay)
+    sum = sum + g * g
+    p = p - clr * g / (sqrt(sum) + eps)
+    """
+    check_step_arrays("adagrad_step", param, grad, state_sum=state_sum)
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    clr = lr / (1 + (step - 1) * lr_decay)
+    state_sum += grad * grad
+    param -= clr * grad / (np.sqrt(state_sum) + eps)
+
+
+# ----- AdaDelta -----
+
+
+def adadelta_step(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_decay):
+    """g = g + weight_decay * p
+    square_avg = rho * square_avg + (1 - rho) * g * g
+    delta = sqrt(acc_delta + eps) / sqrt(square_avg + eps) * g
+    acc_delta = rho * acc_delta + (1 - rho) * delta * delta
+    p = p - lr * delta
+    """
+    check_step_arrays("adadelta_step", param, grad, square_avg=square_avg, acc_delta=acc_delta)
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    square_avg[...] = rho * square_avg + (1 - rho) * grad * grad
+    delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * grad
+    acc_delta[...] = rho * acc_delta + (1 - rho) * delta * delta
+    param -= lr * delta
+
+
+# ----- RMSprop -----
+
+
+def rmsprop_step(
+    param,
+    grad,
+    square_avg,
+    momentum_buffer,
+    grad_avg,
+    *,
+    lr,
+    alpha,
+    eps,
+    weight_decay,
+    momentum,
+    centered,
+):
+    """g = g + weight_decay * p
+    square_avg = alpha * square_avg + (1 - alpha) * g * g
+    if centered:  grad_avg = alpha * grad_avg + (1 - alpha) * g
+                  avg = sqrt(square_avg - grad_avg^2) + eps
+    else:         avg = sqrt(square_avg) + eps
+    if momentum > 0:  buf = momentum * buf + g / avg;   p = p - lr * buf
+    else:             p = p - lr * g / avg
+    """
+    check_step_arrays(
+        "rmsprop_step",
+        param,
+        grad,
+        square_avg=square_avg,
+        momentum_buffer=momentum_buffer,
+        grad_avg=grad_avg,
+    )
+    _require(
+        "rmsprop_step",
+        (momentum_buffer is None) == (momentum == 0),
+        "pass a momentum_buffer exactly when momentum != 0",
+    )
+    _require(
+        "rmsprop_step",
+        (grad_avg is None) != bool(centered),
+        "pass a grad_avg exactly when centered is True",
+    )
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    square_avg[...] = alpha * square_avg + (1 - alpha) * grad * grad
+    if centered:
+        grad_avg[...] = alpha * grad_avg + (1 - alpha) * grad
+        avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
+    else:
+        avg = np.sqrt(square_avg) + eps
+    if momentum != 0:
+        momentum_buffer[...] = momentum * momentum_buffer + grad / avg
+        param -= lr * momentum_buffer
+    else:
+        param -= lr * grad / avg
+
+
+# ----- Adam and AdamW -----
+
+
+def adam_step(
+    param,
+    grad,
+    exp_avg,
+    exp_avg_sq,
+    max_exp_avg_sq,
+    *,
+    step,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    amsgrad,
+    decoupled_weight_decay,
+):
+    """Adam:  g = g + weight_decay * p          AdamW:  p = p * (1 - lr * weight_decay)
+    m = beta1 * m + (1 - beta1) * g                       (exp_avg)
+    v = beta2 * v + (1 - beta2) * g * g                   (exp_avg_sq)
+    v_max = max(v_max, v);  use v_max for v  if amsgrad
+    p = p - lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
+    """
+    check_step_arrays(
+        "adam_step",
+        param,
+        grad,
+        exp_avg=exp_avg,
+        exp_avg_sq=exp_avg_sq,
+        max_exp_avg_sq=max_exp_avg_sq,
+    )
+    _require(
+        "adam_step",
+        (max_exp_avg_sq is None) != bool(amsgrad),
+        "pass a max_exp_avg_sq exactly when amsgrad is True",
+    )
+    _require("adam_step", step >= 1, f"step must be >= 1, got {step}")
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param *= 1 - lr * weight_decay
+        else:
+            grad = grad + weight_decay * param
+    exp_avg[...] = beta1 * exp_avg + (1 - beta1) * grad
+    exp_avg_sq[...] = beta2 * exp_avg_sq + (1 - beta2) * grad * grad
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    if amsgrad:
+        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        second_moment = max_exp_avg_sq
+    else:
+        second_moment = exp_avg_sq
+    denom = np.sqrt(second_moment) / math.sqrt(bias_correction2) + eps
+    param -= (lr / bias_correction1) * exp_avg / denom

@@ -1,0 +1,296 @@
+"""The base class of every optimizer: parameter groups, per-parameter state, ``step``.
+
+The design is PyTorch's, so code written for ``torch.optim`` reads the same here:
+
+- ``param_groups`` is a list of dicts; each holds ``"params"`` (a list of Tensors) and that group's
+  hyperparameters (``"lr"``, ``"momentum"``...), filled in from the constructor's defaults. A
+  scheduler, or the user, may change them between steps.
+- ``state[p]`` is a dict per parameter: a step counter and the buffers the rule keeps (a momentum
+  buffer, running averages). Buffers are arrays of the parameter's backend, created on the first
+  step that sees a gradient, so they live on the same device as the parameter.
+- ``step()`` walks the groups, skips parameters without a gradient, and hands each parameter, its
+  gradient and its state to one fused kernel of the backend (``backend.adam_step`` ...). The
+  arithmetic lives in ``tinygrad_edu/backend/optim_reference.py``; a subclass only says which
+  buffers it needs and which kernel to call.
+
+Updates are made directly on the parameters' arrays, so they are never recorded in the graph.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from tinygrad_edu.backend import get_backend
+from tinygrad_edu.tensor import Tensor
+
+_SET_MESSAGE = (
+    "parameters must be in an ordered collection (a list), not a set, so that state_dict() "
+    "numbers them the same way in every run"
+)
+
+
+class Optimizer:
+    """Base class: subclasses define ``_validate_group``, ``_init_state`` and ``_update``."""
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+        name = type(self).__name__
+        self.defaults = dict(defaults)
+        self.state: dict[Tensor, dict[str, Any]] = {}
+        self.param_groups: list[dict[str, Any]] = []
+        if isinstance(params, Tensor):
+            raise TypeError(
+                f"{name}: params should be an iterable of Tensors or of dicts, got a single "
+                "Tensor; wrap it in a list: [t]"
+            )
+        if isinstance(params, dict):
+            raise TypeError(f"{name}: params should be a list of dicts, got a single dict")
+        if isinstance(params, (set, frozenset)):
+            raise TypeError(f"{name}: {_SET_MESSAGE}")
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{name}: got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # ----- parameter groups -----
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group: ``{"params": [...], **options}``; missing options take the defaults."""
+        name = type(self).__name__
+        if not isinstance(param_group, dict) or "params" not in param_group:
+            raise TypeError(f"{name}: a parameter group must be a dict with a 'params' entry")
+        group = dict(param_group)
+        params = group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, (set, frozenset)):
+            raise TypeError(f"{name}: {_SET_MESSAGE}")
+        group["params"] = list(params)
+        for k, p in enumerate(group["params"]):
+            _check_param(name, k, p)
+        if len({id(p) for p in group["params"]}) != len(group["params"]):
+            raise ValueError(f"{name}: a parameter group lists the same parameter twice")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in group["params"]):
+            raise ValueError(f"{name}: some parameters appear in more than one parameter group")
+        for key, default in self.defaults.items():
+            group.setdefault(key, default)
+        self._validate_group(group)
+        self.param_groups.append(group)
+
+    # ----- the update -----
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients: ``.grad = None`` (or zeros, with ``set_to_none=False``)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad = Tensor(np.zeros(p.shape, p.dtype), device=p.device)
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient; return ``closure()`` if one is given.
+
+        ``closure`` re-evaluates the model and returns the loss (PyTorch's convention, needed by
+        methods that look at the loss several times per step); it is called before the update.
+        """
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = self._checked_grad(p)
+                backend = get_backend(p.device)
+                state = self.state.get(p)
+                if state is None:
+                    state = self.state[p] = self._init_state(backend, p, group)
+                state["step"] += 1
+                self._update(backend, p, grad, group, state)
+        return loss
+
+    def _checked_grad(self, p: Tensor) -> Tensor:
+        grad, name = p.grad, type(self).__name__
+        if not isinstance(grad, Tensor):
+            raise TypeError(
+                f"{name}: a parameter's .grad must be a Tensor or None, got {type(grad).__name__}"
+            )
+        if grad.shape != p.shape or grad.dtype != p.dtype or grad.device != p.device:
+            raise ValueError(
+                f"{name}: a parameter of shape {p.shape}, dtype {p.dtype}, device {p.device!r} "
+                f"has a .grad of shape {grad.shape}, dtype {grad.dtype}, device {grad.device!r}"
+            )
+        return grad
+
+    # ----- what each rule defines -----
+
+    def _validate_group(self, group: dict[str, Any]) -> None:
+        """Raise TypeError/ValueError naming the optimizer if a hyperparameter is invalid."""
+        raise NotImplementedError
+
+    def _init_state(self, backend: Any, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        """The state of a parameter before its first update: ``{"step": 0, buffers...}``."""
+        raise NotImplementedError
+
+    def _update(self, backend: Any, p: Tensor, grad: Tensor, group: dict, state: dict) -> None:
+        """Apply one update in place (``state["step"]`` already counts it)."""
+        raise NotImplementedError
+
+    # ----- saving and loading -----
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"state": {index: {name: value}}, "param_groups": [{options, "params": [index]}]}``.
+
+        Parameters are numbered in group order, as PyTorch does; buffers are numpy copies (host
+        copies for GPU parameters), so the dict can be saved and later changes do not leak into it.
+        """
+        index: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            saved = {k: v for k, v in group.items() if k != "params"}
+            saved["params"] = [index.setdefault(id(p), len(index)) for p in group["params"]]
+            groups.append(saved)
+        state = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p in self.state:
+                    backend = get_backend(p.device)
+                    state[index[id(p)]] = {
+                        k: _host_copy(backend, v) for k, v in self.state[p].items()
+                    }
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what ``state_dict()`` returned, onto this optimizer's own parameters.
+
+        The saved groups must match the current ones in number and size. Their hyperparameters
+        replace the current ones; every buffer must have its parameter's shape (it is converted to
+        the parameter's dtype and device). Nothing changes unless the whole dict is valid.
+        """
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError(
+                f"{name}.load_state_dict: expected a dict with keys 'state' and 'param_groups'"
+            )
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"{name}.load_state_dict: the dict has {len(saved_groups)} parameter groups, "
+                f"the optimizer has {len(self.param_groups)}"
+            )
+        new_groups, params = [], []
+        for k, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"{name}.load_state_dict: group {k} has {len(saved['params'])} parameters in "
+                    f"the dict and {len(group['params'])} in the optimizer"
+                )
+            missing = sorted(set(self.defaults) - set(saved))
+            if missing:
+                raise ValueError(f"{name}.load_state_dict: group {k} lacks options {missing}")
+            new_group = {key: v for key, v in saved.items() if key != "params"}
+            new_group["params"] = group["params"]
+            self._validate_group(new_group)
+            new_groups.append(new_group)
+            params += [(p, new_group) for p in group["params"]]
+        new_state = {}
+        for i, entry in saved_state.items():
+            if not isinstance(i, (int, np.integer)) or not 0 <= i < len(params):
+                raise ValueError(
+                    f"{name}.load_state_dict: state key {i!r} is not a parameter index "
+                    f"(0 to {len(params) - 1})"
+                )
+            p, group = params[i]
+            new_state[p] = self._load_param_state(i, p, group, entry)
+        self.param_groups[:] = new_groups
+        self.state = new_state
+
+    def _load_param_state(self, i: int, p: Tensor, group: dict, entry: dict) -> dict[str, Any]:
+        """Check one parameter's saved state against a fresh one; return it on p's device."""
+        name = type(self).__name__
+        backend = get_backend(p.device)
+        fresh = self._init_state(backend, p, group)
+        if set(entry) != set(fresh):
+            raise ValueError(
+                f"{name}.load_state_dict: state of parameter {i} has keys {sorted(entry)}, "
+                f"expected {sorted(fresh)} for these options"
+            )
+        loaded: dict[str, Any] = {}
+        for key, value in entry.items():
+            if key == "step":
+                if not isinstance(value, (int, np.integer)) or value < 0:
+                    raise ValueError(
+                        f"{name}.load_state_dict: parameter {i}: step must be an int >= 0, "
+                        f"got {value!r}"
+                    )
+                loaded[key] = int(value)
+            elif value is None:
+                if fresh[key] is not None:
+                    raise ValueError(f"{name}.load_state_dict: parameter {i}: {key} is None")
+                loaded[key] = None
+            else:
+                array = np.asarray(value)
+                if array.shape != p.shape or array.dtype.kind not in "fiu":
+                    raise ValueError(
+                        f"{name}.load_state_dict: parameter {i}: {key} has shape {array.shape} "
+                        f"and dtype {array.dtype}, expected shape {p.shape} (a float array)"
+                    )
+                host = np.array(array, dtype=p.dtype, copy=True, order="C")
+                loaded[key] = backend.asarray(host)
+        return loaded
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for k, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {k}")
+            lines += [f"    {key}: {v}" for key, v in sorted(group.items()) if key != "params"]
+        return "\n".join(lines + [")"])
+
+
+# ----- helpers -----
+
+
+def _host_copy(backend: Any, value: Any) -> Any:
+    """A numpy copy of a state buffer; step counters and None pass through."""
+    if value is None or isinstance(value, numbers.Number):
+        return value
+    return np.array(backend.to_numpy(value), copy=True)
+
+
+def _check_param(name: str, k: int, p: Any) -> None:
+    if not isinstance(p, Tensor):
+        raise TypeError(f"{name}: parameter {k} is a {type(p).__name__}, not a Tensor")
+    if p.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name}: parameter {k} has dtype {p.dtype}; only float tensors train")
+    if not p.requires_grad:
+        raise TypeError(
+            f"{name}: parameter {k} has requires_grad=False, so it would never get a gradient"
+        )
+    if not p.is_leaf:
+        raise ValueError(f"{name}: parameter {k} is not a leaf tensor (it was computed by an op)")
+
+
+def check_hyperparameter(
+    optimizer: str,
+    key: str,
+    value: Any,
+    low: float = 0.0,
+    high: float | None = None,
+    high_open: bool = False,
+) -> None:
+    """TypeError unless ``value`` is a real number; ValueError unless low <= value <= high
+    (``< high`` when ``high_open``). The message names the optimizer, the option and the value."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{optimizer}: {key} must be a real number, got {value!r}")
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if not value >= low or too_high:  # `not >=` also catches NaN
+        expected = f">= {low}" if high is None else f"in [{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{optimizer}: invalid {key} value {value!r}; expected {expected}")
