@@ -4,7 +4,7 @@
     x = tg.Tensor([[1.0, 2.0]], requires_grad=True)
 """
 
-from tinygrad_edu import data, datasets
+from tinygrad_edu import data, datasets, optim
 from tinygrad_edu.autograd import is_grad_enabled, no_grad
 from tinygrad_edu.gradcheck import GradcheckError, gradcheck, numerical_gradient
 from tinygrad_edu.io import load, save
@@ -23,5 +23,6 @@ __all__ = [
     "manual_seed",
     "no_grad",
     "numerical_gradient",
+    "optim",
     "save",
 ]
