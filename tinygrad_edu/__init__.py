@@ -1,10 +1,10 @@
 """tinygrad_edu: a small, readable, fast autograd framework.
 
-    import tinygrad_edu as tg
-    x = tg.Tensor([[1.0, 2.0]], requires_grad=True)
+import tinygrad_edu as tg
+x = tg.Tensor([[1.0, 2.0]], requires_grad=True)
 """
 
-from tinygrad_edu import data, datasets, optim
+from tinygrad_edu import data, datasets, nn, optim, train
 from tinygrad_edu.autograd import is_grad_enabled, no_grad
 from tinygrad_edu.gradcheck import GradcheckError, gradcheck, numerical_gradient
 from tinygrad_edu.io import load, save
@@ -22,7 +22,9 @@ __all__ = [
     "load",
     "manual_seed",
     "no_grad",
+    "nn",
     "numerical_gradient",
     "optim",
     "save",
+    "train",
 ]

@@ -82,7 +82,9 @@ class Function:
                 needs.append(False)
         ctx = cls()
         ctx.backend = backend
-        out = Tensor._wrap(ctx.forward(*arrays, **kwargs), device, ctx.backend)
+        result = ctx.forward(*arrays, **kwargs)
+        # An op's output lives on its inputs' device, unless the op moves it (ops.ToDevice).
+        out = Tensor._wrap(result, getattr(ctx, "device", device), ctx.backend)
         if _grad_enabled and True in needs:
             ctx.parents = inputs
             ctx.needs_input_grad = tuple(needs)

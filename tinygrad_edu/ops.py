@@ -335,7 +335,7 @@ class ToDevice(Function):
         from tinygrad_edu.backend import get_backend
 
         ctx.source = ctx.backend
-        ctx.backend = get_backend(target)  # the output and its gradient live on the target
+        ctx.device, ctx.backend = target, get_backend(target)  # where the output will live
         return ctx.backend.asarray(ctx.source.to_numpy(x))
 
     def backward(ctx, g):

@@ -335,6 +335,12 @@ class Tensor:
             return fn.apply(x, y)
         except ValueError:
             xs, ys = _shape_of(x), _shape_of(y)
+            try:
+                np.broadcast_shapes(xs, ys)
+            except ValueError:
+                pass
+            else:
+                raise  # not a shape problem: let the original error through
             raise ValueError(
                 f"{name}: shapes {xs} and {ys} cannot be broadcast together "
                 "(trailing dims must be equal or 1)"

@@ -1,0 +1,508 @@
+"""The ``tinygrad-edu`` command (also ``python -m tinygrad_edu``).
+
+    tinygrad-edu train        train the chapter's network (inputs-15-10, sigmoid) on the digits
+    tinygrad-edu gradcheck    backprop against finite differences on the same network
+
+Run ``tinygrad-edu train --help`` for the options. Everything the commands do goes through the
+public API (``tg.nn``, ``tg.optim``, ``tg.data``, ``tg.train``), so this file doubles as an
+example of a complete training script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Learning rates that work for each rule on the digits with the default network (measured:
+# see docs/training.md). ``--lr`` overrides them.
+DEFAULT_LR = {
+    "sgd": 0.5,
+    "momentum": 0.1,
+    "nesterov": 0.1,
+    "adagrad": 0.1,
+    "adadelta": 1.0,
+    "rmsprop": 0.005,
+    "adam": 0.01,
+    "adamw": 0.01,
+}
+ACTIVATIONS = ("sigmoid", "relu", "tanh", "leaky_relu")
+
+
+# ----- building blocks shared by the commands (and the tests) -----
+
+
+def build_model(
+    inputs: int,
+    hidden: Sequence[int],
+    classes: int,
+    activation: str = "sigmoid",
+    dropout: float = 0.0,
+    noise: float = 0.0,
+    dtype: Any = None,
+) -> Any:
+    """inputs -> hidden[0] -> ... -> classes, ``activation`` after each hidden layer;
+    ``noise`` adds GaussianNoise to the inputs, ``dropout`` a Dropout after each activation."""
+    from tinygrad_edu import nn
+
+    make_activation = {
+        "sigmoid": nn.Sigmoid,
+        "relu": nn.ReLU,
+        "tanh": nn.Tanh,
+        "leaky_relu": nn.LeakyReLU,
+    }[activation]
+    layers: list[Any] = []
+    if noise:
+        layers.append(nn.GaussianNoise(noise))
+    width = inputs
+    for h in hidden:
+        layers += [nn.Linear(width, h, dtype=dtype), make_activation()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        width = h
+    layers.append(nn.Linear(width, classes, dtype=dtype))
+    return nn.Sequential(*layers)
+
+
+def build_optimizer(name: str, params: list, lr: float | None = None) -> Any:
+    """An optimizer by its CLI name; ``lr=None`` takes DEFAULT_LR[name]."""
+    from tinygrad_edu import optim
+
+    lr = DEFAULT_LR[name] if lr is None else lr
+    if name == "sgd":
+        return optim.SGD(params, lr=lr)
+    if name == "momentum":
+        return optim.SGD(params, lr=lr, momentum=0.9)
+    if name == "nesterov":
+        return optim.SGD(params, lr=lr, momentum=0.9, nesterov=True)
+    rule = {
+        "adagrad": optim.Adagrad,
+        "adadelta": optim.Adadelta,
+        "rmsprop": optim.RMSprop,
+        "adam": optim.Adam,
+        "adamw": optim.AdamW,
+    }[name]
+    return rule(params, lr=lr)
+
+
+def load_dataset(mnist: str | None, seed: int) -> tuple[str, tuple, tuple, tuple]:
+    """(name, train, val, test) pairs of numpy arrays: the bundled digits split 80/10/10, or
+    MNIST's training file split 90/10 into train/val with its test file as the test set."""
+    import tinygrad_edu as tg
+
+    if mnist is None:
+        X, y = tg.datasets.load_digits()
+        train, val, test = tg.data.train_val_test_split(X, y, (0.8, 0.1, 0.1), seed=seed)
+        return "digits", train, val, test
+    X, y = tg.datasets.load_mnist(mnist, kind="train")
+    train, val, _ = tg.data.train_val_test_split(X, y, (0.9, 0.1, 0.0), seed=seed)
+    return "mnist", train, val, tg.datasets.load_mnist(mnist, kind="test")
+
+
+# ----- the argument parser -----
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinygrad-edu",
+        description="Train a small network with tinygrad_edu, or check its gradients.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{train,gradcheck}")
+    sub.required = True
+
+    train = sub.add_parser(
+        "train",
+        help="train an MLP on the bundled digits (or MNIST)",
+        description="Train an MLP (default: the chapter's inputs-15-10 with a sigmoid hidden "
+        "layer) on the bundled 8x8 digits with SGD + momentum, report the test accuracy, and "
+        "save the weights (.npz) and learning curves (.png).",
+    )
+    train.add_argument(
+        "--hidden",
+        type=_positive_int,
+        nargs="+",
+        default=[15],
+        metavar="N",
+        help="hidden layer sizes (default: 15)",
+    )
+    train.add_argument("--activation", choices=ACTIVATIONS, default="sigmoid")
+    train.add_argument(
+        "--optimizer",
+        choices=list(DEFAULT_LR),
+        default="momentum",
+        help="update rule (default: momentum = SGD with momentum 0.9)",
+    )
+    train.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=None,
+        help="learning rate (default: tuned per optimizer, 0.1 for momentum)",
+    )
+    train.add_argument("--epochs", type=_positive_int, default=50)
+    train.add_argument("--batch-size", type=_positive_int, default=32)
+    train.add_argument(
+        "--l1", type=_non_negative_float, default=0.0, help="L1 penalty lam * sum|w| on the weights"
+    )
+    train.add_argument(
+        "--l2",
+        type=_non_negative_float,
+        default=0.0,
+        help="L2 penalty 0.5 * lam * sum w^2 on the weights",
+    )
+    train.add_argument(
+        "--dropout",
+        type=_probability,
+        default=0.0,
+        help="dropout probability after each hidden layer",
+    )
+    train.add_argument(
+        "--noise",
+        type=_non_negative_float,
+        default=0.0,
+        help="std of Gaussian noise added to the inputs while training",
+    )
+    train.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=10,
+        help="early stopping: epochs without a better validation loss (default 10)",
+    )
+    train.add_argument("--no-early-stopping", action="store_true", help="train for all the epochs")
+    train.add_argument("--seed", type=int, default=0, help="seed for init, split and shuffling")
+    train.add_argument(
+        "--mnist",
+        metavar="PATH",
+        default=None,
+        help="folder with the MNIST IDX files (train-images-idx3-ubyte[.gz], ...)",
+    )
+    train.add_argument("--device", default="cpu", help="cpu or cuda")
+    train.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="folder for model.npz, model.json, curves.png (default runs/<data>)",
+    )
+    train.add_argument("--quiet", action="store_true", help="print only the final result")
+
+    check = sub.add_parser(
+        "gradcheck",
+        help="compare backprop with finite differences",
+        description="On the default network (float64, a batch of digits), compute the gradient of "
+        "the cross-entropy loss by backprop and by central finite differences, and compare "
+        "the values and the cost.",
+    )
+    check.add_argument("--hidden", type=_positive_int, nargs="+", default=[15], metavar="N")
+    check.add_argument("--activation", choices=ACTIVATIONS, default="sigmoid")
+    check.add_argument("--batch-size", type=_positive_int, default=16)
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument(
+        "--eps",
+        type=_positive_float,
+        default=1e-5,
+        help="finite-difference step (default 1e-5: rounding error ~1e-16 * J / eps "
+        "and truncation error ~eps^2 balance near there in float64)",
+    )
+    check.add_argument(
+        "--max-params",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="check only N randomly chosen parameters (for big networks)",
+    )
+    return parser
+
+
+# ----- train -----
+
+
+def _say(quiet: bool, *args: Any) -> None:
+    if not quiet:
+        print(*args, flush=True)
+
+
+def _plot(history: Any, path: Path, title: str) -> bool:
+    """Loss and accuracy curves as a PNG; False when matplotlib is not installed."""
+    try:
+        from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+    except ImportError:
+        return False
+    epochs = np.arange(1, history.epochs + 1)
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    ax_loss.plot(epochs, history.train_loss, label="train")
+    ax_acc.plot(epochs, history.train_acc, label="train")
+    if history.val_loss:
+        ax_loss.plot(epochs, history.val_loss, label="validation")
+        ax_acc.plot(epochs, history.val_acc, label="validation")
+    if history.best_epoch is not None:
+        for ax in (ax_loss, ax_acc):
+            ax.axvline(history.best_epoch + 1, color="gray", linestyle=":", label="best epoch")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", yscale="log", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+    return True
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import tinygrad_edu as tg
+    from tinygrad_edu import data, train
+    from tinygrad_edu.nn import functional as F
+
+    quiet = args.quiet
+    tg.manual_seed(args.seed)
+    name, (X_tr, y_tr), (X_va, y_va), (X_te, y_te) = load_dataset(args.mnist, args.seed)
+    classes = 10  # both datasets are the digits 0..9
+    model = build_model(
+        X_tr.shape[1], args.hidden, classes, args.activation, args.dropout, args.noise
+    ).to(args.device)
+    lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
+    optimizer = build_optimizer(args.optimizer, model.parameters(), lr)
+    train_loader = data.DataLoader(X_tr, y_tr, batch_size=args.batch_size, seed=args.seed)
+    val_loader = data.DataLoader(X_va, y_va, batch_size=1024, shuffle=False)
+    test_loader = data.DataLoader(X_te, y_te, batch_size=1024, shuffle=False)
+    patience = None if args.no_early_stopping else args.patience
+
+    _say(
+        quiet,
+        f"data: {name}, {len(X_tr)} train / {len(X_va)} validation / {len(X_te)} test "
+        f"samples, {X_tr.shape[1]} inputs, {classes} classes",
+    )
+    _say(quiet, f"model: {model.num_parameters():,} parameters on {args.device}")
+    _say(quiet, model)
+    _say(
+        quiet,
+        f"optimizer: {args.optimizer} (lr={lr}), batch size {args.batch_size}, "
+        f"up to {args.epochs} epochs" + (f", patience {patience}" if patience else ""),
+    )
+
+    width = len(str(args.epochs))
+
+    def report(epoch: int, h: Any) -> None:
+        line = (
+            f"epoch {epoch + 1:>{width}}/{args.epochs}  train loss {h.train_loss[-1]:.4f} "
+            f"acc {h.train_acc[-1]:.3f}  val loss {h.val_loss[-1]:.4f} "
+            f"acc {h.val_acc[-1]:.3f}"
+        )
+        _say(quiet, line + ("  *" if h.best_epoch == epoch else ""))
+
+    start = time.perf_counter()
+    history = train.fit(
+        model,
+        F.cross_entropy,
+        optimizer,
+        train_loader,
+        val_loader,
+        epochs=args.epochs,
+        patience=patience,
+        progress=False,
+        l1=args.l1,
+        l2=args.l2,
+        callback=report,
+    )
+    seconds = time.perf_counter() - start
+    if history.stopped_early:
+        _say(quiet, f"early stop: no better validation loss for {patience} epochs")
+    if history.restored_best:
+        _say(
+            quiet,
+            f"restored the weights of epoch {history.best_epoch + 1} "
+            f"(validation loss {history.val_loss[history.best_epoch]:.4f})",
+        )
+    test = train.evaluate(model, test_loader, F.cross_entropy)
+    correct = round(test["accuracy"] * test["samples"])
+    print(
+        f"test accuracy: {test['accuracy']:.4f} ({correct}/{test['samples']}), "
+        f"test loss {test['loss']:.4f}, trained {history.epochs} epochs in {seconds:.1f} s"
+    )
+
+    out = Path(args.out if args.out is not None else Path("runs") / name)
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = tg.save(model.state_dict(), out / "model.npz")
+    config = {
+        "dataset": name,
+        "inputs": int(X_tr.shape[1]),
+        "hidden": list(args.hidden),
+        "classes": classes,
+        "activation": args.activation,
+        "dropout": args.dropout,
+        "noise": args.noise,
+        "optimizer": args.optimizer,
+        "lr": lr,
+        "batch_size": args.batch_size,
+        "epochs_run": history.epochs,
+        "seed": args.seed,
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+    }
+    (out / "model.json").write_text(json.dumps(config, indent=2) + "\n")
+    print(f"saved {model_path} (weights) and {out / 'model.json'} (architecture, results)")
+    plot_path = out / "curves.png"
+    title = (
+        f"{name}: {'-'.join(map(str, [config['inputs'], *args.hidden, classes]))} "
+        f"{args.activation}, {args.optimizer}"
+    )
+    if _plot(history, plot_path, title):
+        print(f"saved {plot_path} (learning curves)")
+    else:
+        print(
+            "matplotlib is not installed: skipped the learning-curve plot (pip install matplotlib)"
+        )
+    return 0
+
+
+# ----- gradcheck -----
+
+
+def _sampled_central_differences(f: Any, params: list, picks: list, eps: float) -> list[float]:
+    """Central differences for chosen entries only: (J(w + eps e_i) - J(w - eps e_i)) / 2 eps."""
+    import tinygrad_edu as tg
+
+    values = []
+    with tg.no_grad():
+        for k, index in picks:
+            p = params[k]
+            original = p.data.copy()
+            bumped = original.copy()
+            bumped[index] += eps
+            p.data = bumped
+            plus = float(f().item())
+            bumped[index] = original[index] - eps
+            p.data = bumped
+            minus = float(f().item())
+            p.data = original
+            values.append((plus - minus) / (2 * eps))
+    return values
+
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    import tinygrad_edu as tg
+    from tinygrad_edu.nn import functional as F
+
+    tg.manual_seed(args.seed)
+    X, y = tg.datasets.load_digits()
+    rows = np.random.default_rng(args.seed).choice(len(X), min(args.batch_size, len(X)), False)
+    xb = tg.Tensor(X[rows], dtype="float64")
+    yb = tg.Tensor(y[rows], dtype="int64")
+    model = build_model(X.shape[1], args.hidden, 10, args.activation, dtype="float64")
+    params = model.parameters()
+    total = sum(p.size for p in params)
+    shape = "-".join(map(str, [X.shape[1], *args.hidden, 10]))
+    print(
+        f"network {shape} ({args.activation}), float64, {total:,} parameters, "
+        f"batch of {len(rows)} digits, cross-entropy loss"
+    )
+
+    def loss() -> Any:
+        return F.cross_entropy(model(xb), yb)
+
+    # Backprop: one forward and one backward pass give every entry of the gradient.
+    times = []
+    for _ in range(5):
+        model.zero_grad()
+        start = time.perf_counter()
+        loss().backward()
+        times.append(time.perf_counter() - start)
+    t_backprop = float(np.median(times))
+    analytic = [p.grad.numpy() for p in params]
+
+    # Finite differences: two forward passes per checked entry.
+    if args.max_params is None or args.max_params >= total:
+        start = time.perf_counter()
+        numeric = tg.numerical_gradient(loss, params, eps=args.eps, method="central")
+        t_numeric = time.perf_counter() - start
+        a = np.concatenate([g.ravel() for g in analytic])
+        n = np.concatenate([g.ravel() for g in numeric])
+        checked = total
+    else:
+        rng = np.random.default_rng(args.seed)
+        flat = rng.choice(total, args.max_params, replace=False)
+        offsets = np.cumsum([0] + [p.size for p in params])
+        picks = []
+        for i in flat:
+            k = int(np.searchsorted(offsets, i, side="right") - 1)
+            picks.append((k, np.unravel_index(i - offsets[k], params[k].shape)))
+        start = time.perf_counter()
+        n = np.array(_sampled_central_differences(loss, params, picks, args.eps))
+        t_numeric = time.perf_counter() - start
+        a = np.array([analytic[k][index] for k, index in picks])
+        checked = len(picks)
+        print(
+            f"checking a random sample of {checked:,} of the {total:,} parameters "
+            f"(--max-params); the full check would take ~{2 * total:,} forward passes"
+        )
+
+    abs_diff = np.abs(a - n)
+    scale = np.maximum(np.abs(a), np.abs(n))
+    # Entries whose gradient is ~0 (e.g. weights of always-blank pixels) have no meaningful
+    # relative error: judge those by the absolute difference alone.
+    meaningful = scale > 1e-6
+    rel = abs_diff[meaningful] / scale[meaningful]
+    print(f"max |backprop - finite diff|          = {abs_diff.max():.3e}")
+    print(
+        f"max relative difference               = {rel.max() if rel.size else 0.0:.3e}  "
+        f"(over the {int(meaningful.sum()):,} entries with |grad| > 1e-6)"
+    )
+    print(
+        f"forward passes for finite differences = {2 * checked:,}  (2 per parameter, "
+        f"eps = {args.eps:g})"
+    )
+    print(f"backprop time (forward + backward)    = {t_backprop * 1e3:.3f} ms")
+    print(f"finite differences time               = {t_numeric * 1e3:.1f} ms")
+    print(f"ratio                                 = {t_numeric / t_backprop:,.0f}x slower")
+    return 0
+
+
+# ----- entry point -----
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (argparse exits with 2 on a bad argument)."""
+    args = make_parser().parse_args(argv)
+    command = {"train": cmd_train, "gradcheck": cmd_gradcheck}[args.command]
+    try:
+        return command(args)
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"tinygrad-edu {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""Layers: Linear, the activations, Sequential, and the chapter's regularizers (Dropout,
+GaussianNoise).
+
+Every layer is a Module whose ``forward`` is a few Tensor operations; the gradients come from the
+ops' backward rules, so no layer here writes a derivative.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from tinygrad_edu import ops
+from tinygrad_edu.nn.module import Module
+from tinygrad_edu.random import get_rng
+from tinygrad_edu.tensor import Tensor
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _check_input(x: Any, layer: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{layer}: expected a Tensor as input, got {type(x).__name__}")
+    if x.dtype not in _FLOATS:
+        raise TypeError(
+            f"{layer}: expected a float32 or float64 input, got dtype {x.dtype} "
+            "(convert with Tensor(x, dtype='float32'))"
+        )
+    return x
+
+
+def _to_float64(x: Tensor) -> Tensor:
+    """float32 -> float64, differentiably (the backward casts the gradient back)."""
+    return x * Tensor.ones((), dtype="float64", device=x.device)
+
+
+# ----- the fully connected layer -----
+
+
+class Linear(Module):
+    """y = x W^T + b: every output neuron is a weighted sum of every input, plus a bias.
+
+    ``weight`` has shape (out_features, in_features) and ``bias`` (out_features,). Both start
+    uniform in [-1/sqrt(in_features), 1/sqrt(in_features)], PyTorch's default: the spread of a
+    neuron's weighted sum then stays about the same whatever the number of inputs, so sigmoid and
+    tanh units start in their sensitive range instead of saturated.
+
+    Input: (..., in_features) -> output (..., out_features). The multiply and the bias run as one
+    fused op (``ops.Linear``): one graph node and one kernel call instead of three.
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, dtype: Any = None
+    ) -> None:
+        super().__init__()
+        for what, n in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+                raise TypeError(f"Linear: {what} must be an int, got {n!r}")
+            if n < 1:
+                raise ValueError(f"Linear: {what} must be >= 1, got {n}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        dtype = "float32" if dtype is None else dtype
+        bound = 1.0 / math.sqrt(self.in_features)
+        rng = get_rng()
+        w = rng.uniform(-bound, bound, (self.out_features, self.in_features))
+        self.weight = Tensor(w, dtype=dtype, requires_grad=True)
+        if bias:
+            b = rng.uniform(-bound, bound, self.out_features)
+            self.bias = Tensor(b, dtype=dtype, requires_grad=True)
+        else:
+            self.bias = None
+
+    def forward(self, x: Tensor, activation: str | None = None) -> Tensor:
+        """``activation`` ("relu", "sigmoid", "tanh") is applied inside the same fused op;
+        ``Sequential`` passes it when this layer is followed by that activation."""
+        x = _check_input(x, "Linear")
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"Linear: input of shape {x.shape} does not match in_features="
+                f"{self.in_features}; expected shape (..., {self.in_features})"
+            )
+        w, b = self.weight, self.bias
+        if x.dtype != w.dtype:  # float32 meets float64 as float64, as elsewhere
+            if x.dtype == np.float32:
+                x = _to_float64(x)
+            else:
+                w = _to_float64(w)
+                b = None if b is None else _to_float64(b)
+        lead = x.shape[:-1]
+        if x.ndim != 2:  # the fused kernel wants a matrix: one row per sample
+            x = x.reshape(-1, self.in_features)
+        y = ops.Linear.apply(x, w, b, activation)
+        return y if len(lead) == 1 else y.reshape(lead + (self.out_features,))
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
+
+
+# ----- containers -----
+
+
+class Sequential(Module):
+    """Layers applied one after the other, e.g.
+    ``Sequential(Linear(64, 15), Sigmoid(), Linear(15, 10))``.
+
+    The layers are children named "0", "1", ... (so parameters are "0.weight", "2.bias", ...);
+    pass one dict instead to name them. ``seq[i]`` is a layer, ``seq[a:b]`` a new Sequential
+    sharing those layers, ``len(seq)`` the number of layers.
+    """
+
+    def __init__(self, *layers: Any) -> None:
+        super().__init__()
+        if len(layers) == 1 and isinstance(layers[0], Mapping):
+            named = list(layers[0].items())
+        else:
+            named = [(str(i), layer) for i, layer in enumerate(layers)]
+        for name, layer in named:
+            self._add(name, layer)
+
+    def _add(self, name: str, layer: Any) -> None:
+        if not isinstance(layer, Module):
+            raise TypeError(
+                f"Sequential: layer {name!r} is a {type(layer).__name__}, not a Module "
+                "(write nn.ReLU(), not nn.ReLU or F.relu)"
+            )
+        setattr(self, name, layer)
+
+    def append(self, layer: Module) -> Sequential:
+        self._add(str(len(self)), layer)
+        return self
+
+    def _layers(self) -> list[Module]:
+        return list(self.children())
+
+    def __len__(self) -> int:
+        return len(self._registries()[1])
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._layers())
+
+    def __getitem__(self, index: int | slice) -> Any:
+        layers = self._layers()
+        if isinstance(index, slice):
+            return Sequential(*layers[index])
+        if not isinstance(index, (int, np.integer)) or not -len(layers) <= index < len(layers):
+            raise IndexError(f"Sequential: index {index!r} out of range for {len(layers)} layers")
+        return layers[index]
+
+    def forward(self, x: Tensor) -> Tensor:
+        layers = self._layers()
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            following = type(layers[i + 1]) if i + 1 < len(layers) else None
+            if type(layer) is Linear and following in _FUSABLE:
+                # Linear then ReLU/Sigmoid/Tanh: one fused op (one graph node, one pass over
+                # the output) instead of two; the numbers are the same.
+                x = layer(x, activation=_FUSABLE[following])
+                i += 2
+            else:
+                x = layer(x)
+                i += 1
+        return x
+
+
+# ----- activations: no parameters, one op each -----
+
+
+class ReLU(Module):
+    """max(x, 0)"""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.relu()
+
+
+class Sigmoid(Module):
+    """1 / (1 + e^-x): the chapter's activation, squashing to (0, 1)"""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.sigmoid()
+
+
+class Tanh(Module):
+    """tanh x, squashing to (-1, 1)"""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.tanh()
+
+
+class LeakyReLU(Module):
+    """x for x > 0, slope * x otherwise: negative inputs keep a small gradient"""
+
+    def __init__(self, slope: float = 0.01) -> None:
+        super().__init__()
+        self.slope = float(slope)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.leaky_relu(self.slope)
+
+    def extra_repr(self) -> str:
+        return f"slope={self.slope}"
+
+
+# Activations that ops.Linear can apply in the same pass (see Sequential.forward).
+_FUSABLE = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh"}
+
+
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1 * d2 * ...): images to vectors for a Linear layer"""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim < 2:
+            raise ValueError(f"Flatten: expected a batch of shape (N, ...), got shape {x.shape}")
+        return x.reshape(x.shape[0], -1)
+
+
+# ----- the chapter's regularizers: active in training mode only -----
+
+
+class Dropout(Module):
+    """Training: each entry is zeroed with probability p, and the survivors are scaled by 1/(1-p)
+    so that the expected value of every entry is unchanged. Evaluation (``model.eval()``): the
+    identity, which is why the scaling is done at training time ("inverted dropout").
+
+    Each minibatch gets a new random mask, so the network cannot rely on any one neuron being
+    there: that is the regularising effect (Srivastava et al., 2014).
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        self.p = _check_probability(p, "Dropout")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class GaussianNoise(Module):
+    """Training: x + N(0, std^2) noise, fresh for every minibatch; evaluation: the identity.
+
+    Training on noisy copies of the inputs teaches the network that nearby inputs share a label;
+    for small noise it works like an L2 penalty (Bishop, 1995, "Training with noise is
+    equivalent to Tikhonov regularization").
+    """
+
+    def __init__(self, std: float) -> None:
+        super().__init__()
+        std = float(std)
+        if not (std >= 0 and math.isfinite(std)):
+            raise ValueError(f"GaussianNoise: std must be a finite number >= 0, got {std}")
+        self.std = std
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = _check_input(x, "GaussianNoise")
+        if not self.training or self.std == 0:
+            return x
+        noise = get_rng().normal(0.0, self.std, x.shape)
+        return x + Tensor(noise, dtype=x.dtype, device=x.device)
+
+    def extra_repr(self) -> str:
+        return f"std={self.std}"
+
+
+def _check_probability(p: Any, where: str) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where}: p must be a number, got {p!r}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{where}: p must be in [0, 1], got {p}")
+    return float(p)
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """The function behind ``Dropout``: zero entries with probability p, scale the rest by
+    1/(1-p); the identity when not training or p == 0; all zeros when p == 1."""
+    p = _check_probability(p, "dropout")
+    x = _check_input(x, "dropout")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    keep = get_rng().random(x.shape) >= p
+    mask = keep * (1.0 / (1.0 - p))  # the scale is folded into the mask: one multiply
+    return x * Tensor(mask, dtype=x.dtype, device=x.device)

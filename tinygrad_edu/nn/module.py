@@ -1,0 +1,258 @@
+"""Module: the base class of every layer and network.
+
+A network is a tree of Modules. Assigning an attribute registers it, PyTorch's way:
+
+    class MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(784, 15)     # a child Module
+            self.fc2 = nn.Linear(15, 10)
+            self.scale = Tensor(1.0, requires_grad=True)   # a parameter of this module
+
+        def forward(self, x):
+            return self.fc2(self.fc1(x).sigmoid()) * self.scale
+
+``named_parameters()`` then walks the tree and names each parameter by its path:
+``"scale"``, ``"fc1.weight"``, ``"fc1.bias"``, ... Those names are the keys of ``state_dict()``,
+which is how weights are saved (``tg.save``) and restored (``load_state_dict``).
+
+What registers: a ``Module``; a ``Tensor`` with ``requires_grad=True`` (a parameter; it stays one if
+its ``requires_grad`` is later switched off to freeze it); a list or tuple of Modules (children
+named ``"layers.0"``, ``"layers.1"``, ...). Anything else is a plain attribute.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from tinygrad_edu.backend import get_backend, parse_device
+from tinygrad_edu.tensor import Tensor
+
+
+class StateDictError(RuntimeError, ValueError):
+    """``load_state_dict`` got keys or shapes that do not match the module (PyTorch raises a
+    RuntimeError here; this is also a ValueError, the project's usual class for bad input)."""
+
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _is_module_list(value: Any) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) > 0
+        and all(isinstance(v, Module) for v in value)
+    )
+
+
+class Module:
+    """Base class of layers and networks: subclass it, assign layers and parameters in
+    ``__init__`` (after ``super().__init__()``), and write ``forward``.
+
+    New modules are in training mode (``.training is True``); ``eval()`` switches the whole tree
+    to evaluation mode (dropout and input noise off), ``train()`` back.
+    """
+
+    training: bool = True
+
+    def __init__(self) -> None:
+        # Names in registration order; the values themselves live in the instance __dict__, so
+        # reading ``self.fc1`` in forward is an ordinary (fast) attribute access. Attributes
+        # assigned before super().__init__() have already created these: keep them.
+        if "_param_names" not in self.__dict__:
+            object.__setattr__(self, "_param_names", {})
+            object.__setattr__(self, "_child_names", {})
+            object.__setattr__(self, "training", True)
+
+    # ----- registration -----
+
+    def _registries(self) -> tuple[dict[str, None], dict[str, None]]:
+        d = self.__dict__
+        if "_param_names" not in d:  # a subclass forgot super().__init__(): be forgiving
+            Module.__init__(self)
+        return d["_param_names"], d["_child_names"]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        params, children = self._registries()
+        params.pop(name, None)
+        children.pop(name, None)
+        if isinstance(value, Tensor) and value.requires_grad:
+            params[name] = None
+        elif isinstance(value, Module) or _is_module_list(value):
+            children[name] = None
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        params, children = self._registries()
+        params.pop(name, None)
+        children.pop(name, None)
+        object.__delattr__(self, name)
+
+    # ----- walking the tree -----
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """Direct children as ``(name, module)``; members of a list attribute are ``"name.i"``."""
+        _, children = self._registries()
+        for name in children:
+            value = self.__dict__[name]
+            if isinstance(value, Module):
+                yield name, value
+            else:
+                for i, child in enumerate(value):
+                    yield f"{name}.{i}", child
+
+    def children(self) -> Iterator[Module]:
+        for _, child in self.named_children():
+            yield child
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module (name ``""``) and every module below it, each once, parents first."""
+        seen: set[int] = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            kids = [(f"{name}.{n}" if name else n, m) for n, m in module.named_children()]
+            stack.extend(reversed(kids))  # so that children come out in order
+
+    def modules(self) -> Iterator[Module]:
+        for _, module in self.named_modules():
+            yield module
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """Every parameter as ``(dotted name, Tensor)``: a module's own parameters first, then its
+        children's, in the order they were assigned. A tensor shared by two layers is listed
+        once, under its first name."""
+        seen: set[int] = set()
+        for module_name, module in self.named_modules(prefix):
+            params, _ = module._registries()
+            for name in params:
+                p = module.__dict__[name]
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{module_name}.{name}" if module_name else name), p
+
+    def parameters(self) -> list[Tensor]:
+        """The parameters as a list (hand it to an optimizer)."""
+        return [p for _, p in self.named_parameters()]
+
+    def num_parameters(self) -> int:
+        """The number of trainable numbers (11,935 for the chapter's 784-15-10 network)."""
+        return sum(p.size for p in self.parameters())
+
+    # ----- training -----
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def zero_grad(self) -> None:
+        """Forget the gradients of every parameter (``.grad = None``), before the next backward."""
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode: bool = True) -> Module:
+        """Training mode for this module and all below it (dropout and noise active)."""
+        for module in self.modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode: dropout and input noise become the identity."""
+        return self.train(False)
+
+    # ----- saving and restoring -----
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """``{dotted name: numpy copy of the parameter}``; later training does not change it."""
+        return {name: np.array(p.numpy(), copy=True) for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:
+        """Copy the values of ``state_dict`` (numpy arrays or Tensors) into the parameters.
+
+        The parameter Tensors stay the same objects (an optimizer built on them keeps working),
+        and each keeps its dtype and device. With ``strict=True`` every key must match; a shape
+        mismatch is an error either way. Returns ``(missing_keys, unexpected_keys)``.
+        """
+        who = f"load_state_dict ({type(self).__name__})"
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"{who}: expected a dict of name -> array, got {type(state_dict)}")
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        values, problems = {}, []
+        for name, p in own.items():
+            if name not in state_dict:
+                continue
+            value = state_dict[name]
+            array = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+            if array.dtype.kind not in "biuf":
+                problems.append(f"{name!r} has non-numeric dtype {array.dtype}")
+            elif array.shape != p.shape:
+                problems.append(
+                    f"{name!r} has shape {array.shape} in the state dict but {p.shape} in the model"
+                )
+            else:
+                values[name] = array
+        if strict:
+            if missing:
+                problems.append(f"missing keys: {missing}")
+            if unexpected:
+                problems.append(f"unexpected keys: {unexpected}")
+        if problems:
+            raise StateDictError(f"{who}: " + "; ".join(problems))
+        for name, array in values.items():
+            own[name].data = array  # converted to the parameter's dtype, on its device
+        return IncompatibleKeys(missing, unexpected)
+
+    # ----- devices -----
+
+    def to(self, device: str) -> Module:
+        """Move every parameter (and its gradient) to ``device`` in place; returns self.
+
+        The parameters stay the same Tensor objects, so build the optimizer after calling ``to``
+        or before, either works (its state is created on the parameters' device at the first step).
+        """
+        target = parse_device(device)
+        backend = get_backend(target)  # raises a clear error if the device is not usable
+        for p in self.parameters():
+            for t in (p, p.grad):
+                if t is not None and t.device != target:
+                    t._data = backend.asarray(t._backend.to_numpy(t._data))
+                    t.device, t._backend = target, backend
+        return self
+
+    # ----- printing -----
+
+    def extra_repr(self) -> str:
+        """The text inside the parentheses of this module's repr (e.g. the layer sizes)."""
+        return ""
+
+    def __repr__(self) -> str:
+        lines = []
+        _, children = self._registries()
+        for name in children:
+            value = self.__dict__[name]
+            if isinstance(value, Module):
+                lines.append(f"({name}): {value!r}")
+            else:
+                inner = "\n".join(f"  ({i}): {_indent(repr(m))}" for i, m in enumerate(value))
+                lines.append(f"({name}): {type(value).__name__}(\n{inner}\n)")
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n" + "\n".join("  " + _indent(line) for line in lines) + "\n)"
+
+
+def _indent(text: str) -> str:
+    """Indent every line but the first by two spaces."""
+    return text.replace("\n", "\n  ")
