@@ -66,14 +66,20 @@ def _to_numpy(data: Any, dtype: Any) -> np.ndarray:
     if target == np.int64 and array.dtype.kind == "f":
         if not np.all(np.isfinite(array)) or not np.array_equal(array, np.trunc(array)):
             raise ValueError("Tensor: dtype int64 asked for, but the data has non-integer values")
-    return np.ascontiguousarray(array, dtype=target)
+    # copy=None: `array` is already a fresh copy; np.ascontiguousarray would turn 0-d into 1-d
+    return np.array(array, dtype=target, order="C", copy=None)
 
 
 def _normalize_axis(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
     """None | int | tuple -> None or a sorted tuple of non-negative axes (checked)."""
     if axis is None:
         return None
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if isinstance(axis, (int, np.integer)):
+        axes = (axis,)
+    elif isinstance(axis, (tuple, list)):
+        axes = tuple(axis)
+    else:
+        raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}")
     out = []
     for a in axes:
         if not isinstance(a, (int, np.integer)) or not -max(ndim, 1) <= a < max(ndim, 1):
@@ -137,16 +143,16 @@ class Tensor:
 
     @classmethod
     def zeros(cls, *shape: Any, **kwargs: Any) -> Tensor:
-        return cls(np.zeros(_shape_arg(shape, "Tensor.zeros")), **kwargs)
+        return cls(np.zeros(_shape_arg(shape, "Tensor.zeros")), **_f32(kwargs))
 
     @classmethod
     def ones(cls, *shape: Any, **kwargs: Any) -> Tensor:
-        return cls(np.ones(_shape_arg(shape, "Tensor.ones")), **kwargs)
+        return cls(np.ones(_shape_arg(shape, "Tensor.ones")), **_f32(kwargs))
 
     @classmethod
     def full(cls, shape: Any, value: float, **kwargs: Any) -> Tensor:
         shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-        return cls(np.full(_shape_arg(shape, "Tensor.full"), value), **kwargs)
+        return cls(np.full(_shape_arg(shape, "Tensor.full"), value), **_f32(kwargs))
 
     @classmethod
     def randn(cls, *shape: Any, **kwargs: Any) -> Tensor:
@@ -160,7 +166,7 @@ class Tensor:
 
     @classmethod
     def eye(cls, n: int, **kwargs: Any) -> Tensor:
-        return cls(np.eye(n), **kwargs)
+        return cls(np.eye(n), **_f32(kwargs))
 
     @staticmethod
     def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
@@ -178,7 +184,7 @@ class Tensor:
             ):
                 shapes = [x.shape for x in tensors]
                 raise ValueError(f"cat: shapes {shapes} differ outside axis {axis}")
-        tensors = _common_dtype(tensors)
+        tensors = _common_dtype(tensors, "cat")
         return F.Cat.apply(*tensors, axis=ax)
 
     @staticmethod
@@ -193,6 +199,7 @@ class Tensor:
         ndim = tensors[0].ndim + 1
         (ax,) = _normalize_axis(axis, ndim, "stack")
         shape = tensors[0].shape
+        tensors = _common_dtype(tensors, "stack")
         expanded = [t.reshape(shape[:ax] + (1,) + shape[ax:]) for t in tensors]
         return Tensor.cat(expanded, axis=ax)
 
@@ -532,7 +539,8 @@ class Tensor:
             axes = tuple(range(self.ndim))[::-1]
         else:
             axes = _shape_arg(axes, "transpose")
-            if sorted(a % self.ndim if self.ndim else a for a in axes) != list(range(self.ndim)):
+            in_range = all(-self.ndim <= a < self.ndim for a in axes)
+            if not in_range or sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
                 raise ValueError(
                     f"transpose: axes {axes} are not a permutation of the {self.ndim} axes of a "
                     f"tensor of shape {self.shape}"
@@ -574,7 +582,7 @@ class Tensor:
             raise ValueError(
                 f"matmul: batch dims of {self.shape} and {other.shape} cannot be broadcast"
             ) from None
-        a, b = _common_dtype([a, b])
+        a, b = _common_dtype([a, b], "matmul")
         out = F.MatMul.apply(a, b)
         if self.ndim == 1 and other.ndim == 1:
             return out.reshape(())
@@ -594,7 +602,7 @@ class Tensor:
 
 
 def _f32(kwargs: dict) -> dict:
-    """Random constructors draw float64 samples; keep float32 the default."""
+    """numpy's constructors make float64 arrays; keep float32 the default, as PyTorch does."""
     kwargs.setdefault("dtype", "float32")
     return kwargs
 
@@ -603,13 +611,16 @@ def _shape_of(x: Any) -> tuple[int, ...]:
     return x.shape if isinstance(x, Tensor) else ()
 
 
-def _common_dtype(tensors: list[Tensor]) -> list[Tensor]:
+def _common_dtype(tensors: list[Tensor], op: str) -> list[Tensor]:
     """Kernels that join or multiply arrays want one dtype: float32 meets float64 as float64."""
     dtypes = {t.dtype for t in tensors}
     if len(dtypes) == 1:
         return tensors
     if not dtypes <= set(_FLOAT_DTYPES):
-        raise TypeError(f"dtypes {sorted(map(str, dtypes))} cannot be mixed here")
+        raise TypeError(
+            f"{op}: dtypes {sorted(map(str, dtypes))} cannot be mixed; convert the int64 tensor "
+            "with Tensor(t, dtype='float32') first"
+        )
     return [t if t.dtype == np.float64 else t * Tensor.ones((), dtype="float64") for t in tensors]
 
 

@@ -229,7 +229,8 @@ def binary(op: str, x, y) -> np.ndarray:
     code = _BINARY_CODES[op]
     if not y_array or not x_array:  # array (op) Python scalar, either way round
         array, scalar = (x, y) if x_array else (y, x)
-        if not _floats(array) or np.ndim(scalar) != 0:
+        # A numpy float64 scalar would promote a float32 array (numpy's rule): leave it to numpy.
+        if not _floats(array) or type(scalar) not in (float, int):
             return reference.binary(op, x, y)
         out = np.empty(array.shape, dtype=array.dtype)
         kernel = _binary_scalar(array.size)
@@ -462,8 +463,13 @@ def _log_softmax_backward_rows(g, y, out):
 
 @_Kernel
 def _cross_entropy_rows(logits, labels, losses, probs):
-    """losses[i] = logsumexp(z_i) - z_i[label_i]; probs[i] = softmax(z_i), saved for backward."""
+    """losses[i] = logsumexp(z_i) - z_i[label_i]; probs[i] = softmax(z_i), saved for backward.
+    Returns the number of labels outside [0, C) (their rows are skipped)."""
+    bad = 0
     for i in prange(logits.shape[0]):
+        if labels[i] < 0 or labels[i] >= logits.shape[1]:
+            bad += 1  # a prange reduction: Numba gives each thread its own counter
+            continue
         m = logits[i, 0]
         for j in range(1, logits.shape[1]):
             if logits[i, j] > m or logits[i, j] != logits[i, j]:
@@ -476,6 +482,7 @@ def _cross_entropy_rows(logits, labels, losses, probs):
         for j in range(logits.shape[1]):
             probs[i, j] /= s
         losses[i] = m + np.log(s) - logits[i, labels[i]]
+    return bad
 
 
 @_Kernel
@@ -532,11 +539,12 @@ def log_softmax_backward(g: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
 
 def cross_entropy_forward(logits: np.ndarray, labels: np.ndarray):
     rows = _rows(logits, 1) if logits.ndim == 2 else None
-    if rows is None or labels.dtype != np.int64:
-        return reference.cross_entropy_forward(logits, labels)
+    if rows is None or labels.dtype != np.int64 or labels.shape != (logits.shape[0],):
+        return reference.cross_entropy_forward(logits, labels)  # checks, and says what is wrong
     losses = np.empty(logits.shape[0], dtype=logits.dtype)
     probs = np.empty(logits.shape, dtype=logits.dtype)
-    _cross_entropy_rows(logits.size)(rows, np.ascontiguousarray(labels), losses, probs)
+    if _cross_entropy_rows(logits.size)(rows, np.ascontiguousarray(labels), losses, probs):
+        reference.check_labels(logits, labels)  # raises, naming the bad label
     return losses, probs
 
 

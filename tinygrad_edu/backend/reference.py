@@ -87,7 +87,8 @@ def unary(op: str, x: np.ndarray) -> np.ndarray:
         # With e = exp(-|x|) <= 1 nothing overflows, and e / (1 + e) keeps full relative
         # precision in the negative tail, where 1 - something would cancel.
         e = np.exp(-np.abs(x))
-        return _arr(np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False))
+        out = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        return _arr(out.astype(x.dtype, copy=False) if x.dtype.kind == "f" else out)
     return _arr(_UNARY[op](x))
 
 
@@ -283,6 +284,8 @@ def linear_backward(g, x, w, need_x: bool, need_w: bool, need_b: bool, activatio
 
 def softmax(x: np.ndarray, axis: int) -> np.ndarray:
     """exp(x - max) / sum(exp(x - max)): subtracting the max keeps exp from overflowing."""
+    if x.size == 0:  # nothing to normalise (numpy's max refuses an empty axis)
+        return np.zeros(x.shape, dtype=np.result_type(x.dtype, np.float32))
     z = np.exp(x - np.max(x, axis=axis, keepdims=True))
     z /= np.sum(z, axis=axis, keepdims=True)
     return z
@@ -290,6 +293,8 @@ def softmax(x: np.ndarray, axis: int) -> np.ndarray:
 
 def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
     """x - logsumexp(x), the max subtracted first for stability."""
+    if x.size == 0:
+        return np.zeros(x.shape, dtype=np.result_type(x.dtype, np.float32))
     shifted = x - np.max(x, axis=axis, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
@@ -306,9 +311,26 @@ def log_softmax_backward(g: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
 
 def cross_entropy_forward(logits: np.ndarray, labels: np.ndarray):
     """Per-row loss -log softmax(z)[label] and the softmax probabilities (saved for backward)."""
+    check_labels(logits, labels)
     logp = log_softmax(logits, axis=1)
     losses = -logp[np.arange(len(labels)), labels]
     return losses, np.exp(logp)
+
+
+def check_labels(logits: np.ndarray, labels: np.ndarray) -> None:
+    """Labels must be one integer in [0, C) per row of the (N, C) logits."""
+    if logits.ndim != 2 or labels.shape != (logits.shape[0],):
+        raise ValueError(
+            f"cross_entropy: logits of shape {logits.shape} need (N, C) and labels of shape "
+            f"(N,), got labels of shape {labels.shape}"
+        )
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"cross_entropy: labels must be integers, got dtype {labels.dtype}")
+    bad = (labels < 0) | (labels >= logits.shape[1])
+    if bad.any():
+        raise ValueError(
+            f"cross_entropy: label {labels[bad][0]} is out of range for {logits.shape[1]} classes"
+        )
 
 
 def cross_entropy_backward(g_rows: np.ndarray, probs: np.ndarray, labels: np.ndarray):
