@@ -4,7 +4,7 @@ import tinygrad_edu as tg
 x = tg.Tensor([[1.0, 2.0]], requires_grad=True)
 """
 
-from tinygrad_edu import data, datasets, nn, optim, train
+from tinygrad_edu import config, data, datasets, nn, optim, train
 from tinygrad_edu.autograd import is_grad_enabled, no_grad
 from tinygrad_edu.gradcheck import GradcheckError, gradcheck, numerical_gradient
 from tinygrad_edu.io import load, save
@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "GradcheckError",
     "Tensor",
+    "config",
     "data",
     "datasets",
     "gradcheck",
