@@ -62,6 +62,9 @@ KERNELS: tuple[str, ...] = (
     "log_softmax_backward",
     "cross_entropy_forward",
     "cross_entropy_backward",
+    # random numbers, drawn where the tensor lives
+    "bernoulli_mask",
+    "normal",
     # optimizer steps (one pass over a parameter and its state)
     "sgd_step",
     "adagrad_step",

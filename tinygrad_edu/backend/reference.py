@@ -19,6 +19,7 @@ from tinygrad_edu.backend.optim_reference import (  # noqa: F401  (part of the i
     rmsprop_step,
     sgd_step,
 )
+from tinygrad_edu.random import get_rng
 
 Shape = tuple[int, ...]
 Axis = tuple[int, ...] | None
@@ -232,6 +233,25 @@ def getitem_backward(g: np.ndarray, shape: Shape, index) -> np.ndarray:
 
 def concatenate(xs: list[np.ndarray], axis: int) -> np.ndarray:
     return np.concatenate(xs, axis=axis)
+
+
+# ----- random numbers (dropout masks, input noise) -----
+# Drawn from the library's seeded generator, so ``tg.manual_seed`` makes them repeatable. The CUDA
+# backend draws them on the GPU instead, so a training step needs no host round trip.
+
+
+def bernoulli_mask(shape: Shape, p: float, dtype) -> np.ndarray:
+    """Each entry 1 with probability ``p``, else 0 (dropout keeps entries where it is 1)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"bernoulli_mask: p must be in [0, 1], got {p}")
+    return (get_rng().random(shape) < p).astype(dtype)
+
+
+def normal(shape: Shape, std: float, dtype) -> np.ndarray:
+    """Entries drawn from N(0, std^2)."""
+    if not std >= 0:
+        raise ValueError(f"normal: std must be >= 0, got {std}")
+    return get_rng().normal(0.0, std, shape).astype(dtype, copy=False)
 
 
 # ----- linear algebra and fused network ops -----

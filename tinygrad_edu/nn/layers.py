@@ -262,8 +262,8 @@ class GaussianNoise(Module):
         x = _check_input(x, "GaussianNoise")
         if not self.training or self.std == 0:
             return x
-        noise = get_rng().normal(0.0, self.std, x.shape)
-        return x + Tensor(noise, dtype=x.dtype, device=x.device)
+        noise = x._backend.normal(x.shape, self.std, x.dtype)  # drawn on x's device
+        return x + Tensor._wrap(noise, x.device, x._backend)
 
     def extra_repr(self) -> str:
         return f"std={self.std}"
@@ -286,6 +286,6 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return x
     if p == 1.0:
         return x * 0.0
-    keep = get_rng().random(x.shape) >= p
-    mask = keep * (1.0 / (1.0 - p))  # the scale is folded into the mask: one multiply
-    return x * Tensor(mask, dtype=x.dtype, device=x.device)
+    backend = x._backend  # the mask is drawn on x's device: no host round trip
+    keep = Tensor._wrap(backend.bernoulli_mask(x.shape, 1.0 - p, x.dtype), x.device, backend)
+    return x * keep * (1.0 / (1.0 - p))
