@@ -4,7 +4,7 @@ import tinygrad_edu as tg
 x = tg.Tensor([[1.0, 2.0]], requires_grad=True)
 """
 
-from tinygrad_edu import config, data, datasets, nn, optim, train
+from tinygrad_edu import config, cuda, data, datasets, nn, optim, train
 from tinygrad_edu.autograd import is_grad_enabled, no_grad
 from tinygrad_edu.gradcheck import GradcheckError, gradcheck, numerical_gradient
 from tinygrad_edu.io import load, save
@@ -16,6 +16,7 @@ __all__ = [
     "GradcheckError",
     "Tensor",
     "config",
+    "cuda",
     "data",
     "datasets",
     "gradcheck",

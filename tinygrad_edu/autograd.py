@@ -159,10 +159,11 @@ def backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
         for parent, pg, needed in zip(ctx.parents, input_grads, ctx.needs_input_grad):
             if not needed or pg is None:
                 continue
+            backend = parent._backend  # not ctx's: ToDevice hands gradients across devices
             if pg.dtype != parent.dtype:  # e.g. a float32 input used in a float64 expression
-                pg = ctx.backend.astype(pg, parent.dtype)
+                pg = backend.astype(pg, parent.dtype)
             previous = grads.get(id(parent))
-            grads[id(parent)] = pg if previous is None else ctx.backend.binary("add", previous, pg)
+            grads[id(parent)] = pg if previous is None else backend.binary("add", previous, pg)
         if not retain_graph:
             ctx.saved = None
             ctx.released = True

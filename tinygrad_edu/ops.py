@@ -328,6 +328,17 @@ class Cat(Function):
         return tuple(grads)
 
 
+class Cast(Function):
+    """z = x converted to another float dtype;   dx = g converted back"""
+
+    def forward(ctx, x, dtype):
+        ctx.dtype = x.dtype
+        return ctx.backend.astype(x, dtype)
+
+    def backward(ctx, g):
+        return ctx.backend.astype(g, ctx.dtype), None
+
+
 class ToDevice(Function):
     """z = x copied to another device;   dx = g copied back"""
 

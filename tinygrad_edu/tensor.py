@@ -555,7 +555,8 @@ class Tensor:
     def __getitem__(self, index: Any) -> Tensor:
         index = _normalize_index(index)
         try:
-            self._backend.getitem(np.empty(self.shape, dtype=np.bool_), index)
+            # Try the index on a zero-memory stand-in of the same shape: numpy says what is wrong.
+            np.broadcast_to(np.empty((), dtype=np.bool_), self.shape)[index]
         except IndexError as exc:
             raise TensorIndexError(f"getitem: {exc} (tensor shape {self.shape})") from None
         except (TypeError, ValueError) as exc:
@@ -621,7 +622,7 @@ def _common_dtype(tensors: list[Tensor], op: str) -> list[Tensor]:
             f"{op}: dtypes {sorted(map(str, dtypes))} cannot be mixed; convert the int64 tensor "
             "with Tensor(t, dtype='float32') first"
         )
-    return [t if t.dtype == np.float64 else t * Tensor.ones((), dtype="float64") for t in tensors]
+    return [t if t.dtype == np.float64 else F.Cast.apply(t, np.dtype(np.float64)) for t in tensors]
 
 
 def _normalize_index(index: Any) -> Any:

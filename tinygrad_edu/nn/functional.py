@@ -177,6 +177,15 @@ def cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean") -> Tenso
     n, classes = logits.shape
     if classes == 0:
         raise ValueError(f"cross_entropy: logits have 0 classes (shape {logits.shape})")
+    if (
+        isinstance(labels, Tensor)
+        and labels.dtype == np.int64
+        and labels.shape == (n,)
+        and labels.device == logits.device
+    ):
+        # The common case (a DataLoader batch): pass the labels where they are. The kernels
+        # check the range themselves, so nothing is copied back to the host.
+        return ops.CrossEntropy.apply(logits, labels._data, reduction)
     array = _labels(labels, n, classes)
     return ops.CrossEntropy.apply(logits, logits._backend.asarray(array), reduction)
 
