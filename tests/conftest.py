@@ -11,6 +11,11 @@ from __future__ import annotations
 import os
 import zlib
 
+# The parallel kernel builds only take over above config.PARALLEL_MIN elements (4M by default).
+# Tests lower the threshold so that both builds of every kernel run on arrays of modest size.
+# It must be set before tinygrad_edu is first imported (config reads it once).
+os.environ.setdefault("TINYGRAD_EDU_PARALLEL_MIN", "32768")
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, Verbosity, settings

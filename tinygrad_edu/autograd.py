@@ -114,22 +114,23 @@ def topological_order(root: Tensor) -> list[Tensor]:
     """Tensors that lead to ``root`` (and need a gradient), each listed after its inputs.
 
     Iterative depth-first search, so a 10,000-op chain does not hit Python's recursion limit.
+    (Tensors hash by identity, so they key sets and dicts directly.)
     """
     order: list[Tensor] = []
-    visited: set[int] = set()
+    visited: set[Tensor] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]
     while stack:
         node, inputs_done = stack.pop()
         if inputs_done:
             order.append(node)
             continue
-        if id(node) in visited:
+        if node in visited:
             continue
-        visited.add(id(node))
+        visited.add(node)
         stack.append((node, True))
         if node._ctx is not None:
-            for parent in node._ctx.parents:
-                if getattr(parent, "requires_grad", False) and id(parent) not in visited:
+            for parent, needed in zip(node._ctx.parents, node._ctx.needs_input_grad):
+                if needed and parent not in visited:
                     stack.append((parent, False))
     return order
 
@@ -137,10 +138,10 @@ def topological_order(root: Tensor) -> list[Tensor]:
 def backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
     """Apply the chain rule from ``root`` (with dL/d(root) = ``grad``) back to the leaves."""
     order = topological_order(root)
-    grads: dict[int, Any] = {id(root): grad}
+    grads: dict[Tensor, Any] = {root: grad}
     handed_to_leaves: set[int] = {id(grad)}  # arrays that someone else may also hold
     for node in reversed(order):  # outputs before inputs
-        g = grads.pop(id(node), None)
+        g = grads.pop(node, None)
         if g is None:
             continue
         ctx = node._ctx
@@ -154,16 +155,16 @@ def backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
                 "the first time if you need to"
             )
         input_grads = ctx.backward(g)
-        if not isinstance(input_grads, tuple):
+        if type(input_grads) is not tuple:
             input_grads = (input_grads,)
         for parent, pg, needed in zip(ctx.parents, input_grads, ctx.needs_input_grad):
             if not needed or pg is None:
                 continue
             backend = parent._backend  # not ctx's: ToDevice hands gradients across devices
-            if pg.dtype != parent.dtype:  # e.g. a float32 input used in a float64 expression
-                pg = backend.astype(pg, parent.dtype)
-            previous = grads.get(id(parent))
-            grads[id(parent)] = pg if previous is None else backend.binary("add", previous, pg)
+            if pg.dtype != parent._data.dtype:  # a float32 input used in a float64 expression
+                pg = backend.astype(pg, parent._data.dtype)
+            previous = grads.get(parent)
+            grads[parent] = pg if previous is None else backend.binary("add", previous, pg)
         if not retain_graph:
             ctx.saved = None
             ctx.released = True

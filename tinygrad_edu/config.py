@@ -14,9 +14,17 @@ FASTMATH: bool = os.environ.get("TINYGRAD_EDU_FASTMATH", "0") == "1"
 # process skips compilation.
 CACHE: bool = os.environ.get("TINYGRAD_EDU_CACHE", "1") == "1"
 
-# Below this many elements a kernel call is dominated by dispatch and thread start-up, so the
-# CPU backend uses numpy's single-threaded loops instead of a Numba kernel.
-PARALLEL_MIN: int = int(os.environ.get("TINYGRAD_EDU_PARALLEL_MIN", "32768"))
+# Below this many elements the CPU backend runs the serial build of a kernel (or one numpy call),
+# above it the parallel build. Waking threads costs microseconds, and elementwise loops are
+# limited by memory bandwidth, which two cores share: on this project's 2-core machines the
+# parallel builds only paid off from about 4M elements (benchmarks/, docs/benchmarks.md).
+# On a machine with many cores a lower value may pay; measure with the benchmarks.
+PARALLEL_MIN: int = int(os.environ.get("TINYGRAD_EDU_PARALLEL_MIN", str(1 << 22)))
+
+# numpy computes exp, log and tanh with SIMD instructions; a Numba loop calls the scalar libm
+# function per element. Above this many elements numpy's vectorised pass wins even when the
+# Numba kernel would fuse several numpy calls into one (measured: sigmoid at 4K elements).
+SCALAR_EXP_MAX: int = int(os.environ.get("TINYGRAD_EDU_SCALAR_EXP_MAX", "4096"))
 
 # Numba's default error model for @njit is "python", which raises ZeroDivisionError on 1/0.
 # numpy's model gives inf/nan as numpy does.
