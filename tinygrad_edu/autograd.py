@@ -64,7 +64,7 @@ class Function:
     def apply(cls, *inputs: Any, **kwargs: Any) -> Tensor:
         """Run the op on Tensors (and Python scalars) and record it in the graph if needed."""
         # NOTE: this runs once per operation, so it is written for speed: one pass over inputs.
-        Tensor = _tensor_class()
+        Tensor = _Tensor or _tensor_class()
         arrays, needs, device, backend = [], [], None, None
         for t in inputs:
             if isinstance(t, Tensor):

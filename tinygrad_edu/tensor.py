@@ -336,7 +336,8 @@ class Tensor:
     # ----- elementwise arithmetic -----
 
     def _binary(self, fn: type, other: Any, name: str, reverse: bool = False) -> Tensor:
-        other = self._operand(other, name)
+        if type(other) is not float:  # floats pass as they are (the common case: x * 0.5)
+            other = self._operand(other, name)
         x, y = (other, self) if reverse else (self, other)
         try:
             return fn.apply(x, y)

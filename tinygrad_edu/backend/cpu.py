@@ -172,6 +172,7 @@ def unary(op: str, x: np.ndarray) -> np.ndarray:
 
 
 _BINARY_CODES = {"add": 0, "sub": 1, "mul": 2, "div": 3, "pow": 4}
+_NUMPY_BINARY = reference._BINARY
 
 
 @_jit(parallel=False)
@@ -235,8 +236,9 @@ def binary(op: str, x, y) -> np.ndarray:
     """Broadcasting add sub mul div pow; a parallel kernel for large float arrays, else numpy."""
     x_array, y_array = type(x) is np.ndarray, type(y) is np.ndarray
     big = (x_array and x.size >= config.PARALLEL_MIN) or (y_array and y.size >= config.PARALLEL_MIN)
-    if not big:
-        return reference.binary(op, x, y)
+    if not big:  # one numpy ufunc call (inlined: this is the hottest path of a small network)
+        out = _NUMPY_BINARY[op](x, y)
+        return out if type(out) is np.ndarray else np.asarray(out)
     code = _BINARY_CODES[op]
     if not y_array or not x_array:  # array (op) Python scalar, either way round
         array, scalar = (x, y) if x_array else (y, x)
