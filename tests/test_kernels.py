@@ -457,6 +457,12 @@ def test_cross_entropy_rows(rng, dtype, size):
             cpu.cross_entropy_backward(g_rows, probs, labels),
             ref.cross_entropy_backward(g_rows, ref_probs, labels),
         )
+        # one upstream value shared by every row (the mean and sum reductions) == broadcasting it
+        shared = g_rows[:1]
+        assert_same(
+            cpu.cross_entropy_backward(shared, probs, labels),
+            ref.cross_entropy_backward(np.repeat(shared, n), ref_probs, labels),
+        )
     # probabilities sum to one; the loss is -log of the label's probability
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(

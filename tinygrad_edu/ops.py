@@ -441,7 +441,7 @@ class CrossEntropy(Function):
         b = ctx.backend
         if ctx.reduction == "none":
             g_rows = g
-        else:
+        else:  # every row gets the same upstream gradient: pass it once
             scale = g if ctx.reduction == "sum" else b.binary("div", g, float(max(ctx.n, 1)))
-            g_rows = b.broadcast_to(b.reshape(scale, (1,)), (ctx.n,))
+            g_rows = b.reshape(scale, (1,))
         return b.cross_entropy_backward(g_rows, ctx.probs, ctx.labels), None, None

@@ -500,11 +500,13 @@ def _cross_entropy_rows(logits, labels, losses, probs):
 
 @_Kernel
 def _cross_entropy_backward_rows(g_rows, probs, labels, out):
-    """dz_i = (softmax(z_i) - onehot(label_i)) * g_i."""
+    """dz_i = (softmax(z_i) - onehot(label_i)) * g_i; a g_rows of length 1 is shared by all rows."""
+    shared = g_rows.shape[0] != probs.shape[0]
     for i in prange(probs.shape[0]):
+        g = g_rows[0] if shared else g_rows[i]
         for j in range(probs.shape[1]):
-            out[i, j] = probs[i, j] * g_rows[i]
-        out[i, labels[i]] -= g_rows[i]
+            out[i, j] = probs[i, j] * g
+        out[i, labels[i]] -= g
 
 
 def _rows(x: np.ndarray, axis: int) -> np.ndarray | None:

@@ -354,7 +354,8 @@ def check_labels(logits: np.ndarray, labels: np.ndarray) -> None:
 
 
 def cross_entropy_backward(g_rows: np.ndarray, probs: np.ndarray, labels: np.ndarray):
-    """dz = (softmax(z) - onehot(label)) * g, row by row."""
+    """dz = (softmax(z) - onehot(label)) * g, row by row; ``g_rows`` has one entry per row,
+    or a single entry shared by every row (the mean and sum reductions)."""
     d = probs.copy()
     d[np.arange(len(labels)), labels] -= 1
     d *= g_rows.reshape(-1, 1)
