@@ -15,6 +15,9 @@ import zlib
 # Tests lower the threshold so that both builds of every kernel run on arrays of modest size.
 # It must be set before tinygrad_edu is first imported (config reads it once).
 os.environ.setdefault("TINYGRAD_EDU_PARALLEL_MIN", "32768")
+# Likewise every size goes to the fused elementwise kernels (their serial build runs on the
+# small test arrays, which in normal use numpy handles).
+os.environ.setdefault("TINYGRAD_EDU_ELEMENTWISE_MIN", "0")
 
 import numpy as np
 import pytest

@@ -97,7 +97,12 @@ class _Kernel:
 def _floats(*arrays) -> bool:
     """Kernels take C-contiguous-able float arrays of one dtype; anything else goes to numpy."""
     dtype = arrays[0].dtype
-    return dtype in _FLOATS and all(type(a) is np.ndarray and a.dtype == dtype for a in arrays)
+    if dtype not in _FLOATS:
+        return False
+    for a in arrays:  # a plain loop: this runs on every call, and all(<generator>) is slower
+        if type(a) is not np.ndarray or a.dtype != dtype:
+            return False
+    return True
 
 
 def _big(*arrays) -> bool:
@@ -107,7 +112,7 @@ def _big(*arrays) -> bool:
 
 def _flat(x: np.ndarray) -> np.ndarray:
     """A C-contiguous 1-D view (or copy, if ``x`` is not contiguous)."""
-    return np.ascontiguousarray(x).reshape(-1)
+    return x.reshape(-1) if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(-1)
 
 
 # ----- elementwise -----
@@ -326,11 +331,17 @@ def _clip_backward_kernel(g, x, lo, hi, out):
 
 
 def _elementwise(kernel, reference_fn, g, x, *scalars):
-    """Run a two-input elementwise kernel, or the reference when the inputs do not suit it."""
-    if g.shape != x.shape or not _floats(g, x):
+    """Run a two-input elementwise kernel, or the reference when the inputs do not suit it.
+    (Written for a short path: on small arrays this wrapper costs more than the kernel.)"""
+    if g.size < config.ELEMENTWISE_MIN or g.shape != x.shape or not _floats(g, x):
         return reference_fn(g, x, *scalars)
-    out = np.empty(g.shape, dtype=g.dtype)
-    kernel(g.size)(_flat(g), _flat(x), *[g.dtype.type(s) for s in scalars], out.reshape(-1))
+    out = np.empty_like(g, order="C")
+    build = kernel.serial if g.size < config.PARALLEL_MIN else kernel.parallel
+    if scalars:
+        cast = g.dtype.type
+        build(_flat(g), _flat(x), *[cast(s) for s in scalars], out.reshape(-1))
+    else:
+        build(_flat(g), _flat(x), out.reshape(-1))
     return out
 
 
