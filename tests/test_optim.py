@@ -763,3 +763,168 @@ def test_public_names_and_defaults_are_torchs():
         assert got == want, cls.__name__
     assert math.isclose(AdamW([_param()]).param_groups[0]["weight_decay"], 0.01)
     assert AdamW([_param()]).param_groups[0]["decoupled_weight_decay"] is True
+
+
+# ----- flat buffers: one kernel call per step, the same numbers as one call per parameter -----
+
+FLAT_CASES = [
+    (SGD, {"lr": 0.1}),
+    (SGD, {"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01}),
+    (SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+    (
+        Adagrad,
+        {"lr": 0.1, "lr_decay": 0.01, "weight_decay": 0.01, "initial_accumulator_value": 0.1},
+    ),
+    (Adadelta, {"weight_decay": 0.01}),
+    (RMSprop, {}),
+    (RMSprop, {"momentum": 0.5, "centered": True, "weight_decay": 0.01}),
+    (Adam, {"weight_decay": 0.01}),
+    (Adam, {"amsgrad": True}),
+    (AdamW, {"amsgrad": True}),
+]
+# An option switched on mid-training: the buffers it needs appear then.
+SWITCH = {
+    SGD: ("momentum", 0.5),
+    Adagrad: ("lr_decay", 0.1),
+    Adadelta: ("rho", 0.5),
+    RMSprop: ("centered", True),
+    Adam: ("amsgrad", True),
+    AdamW: ("amsgrad", True),
+}
+# float32 layers, a parameter over flat.GATHER_MAX elements (stepped on its own gradient), and a
+# float64 one (a layout of its own).
+FLAT_SHAPES = [((15, 20), np.float32), ((15,), np.float32), ((3, 15), np.float32),
+               ((3,), np.float32), ((130, 130), np.float32), ((4,), np.float64)]  # fmt: skip
+
+
+def _flat_trajectory(cls, kwargs, use_flat, monkeypatch):
+    """50 steps with every irregularity the flat path must handle; the values after each step."""
+    monkeypatch.setattr(Optimizer, "_use_flat", use_flat)
+    gen = np.random.default_rng(7)
+    params = [Tensor(gen.standard_normal(s).astype(d), requires_grad=True) for s, d in FLAT_SHAPES]
+    late = Tensor(gen.standard_normal((5,)).astype(np.float32), requires_grad=True)
+    opt = cls(params, **kwargs)
+    history = []
+    for t in range(STEPS):
+        grads = [gen.standard_normal(p.shape).astype(p.dtype) for p in params + [late]]
+        for k, (p, g) in enumerate(zip(params + [late], grads)):
+            skip = (k == 1 and t == 3) or (k == 0 and 10 <= t <= 12) or (k == 5 and t < 20)
+            p.grad = None if skip else Tensor(g)
+        if t == 5:
+            opt.add_param_group({"params": [late], "lr": 0.05})
+        if t == 15:  # replaced, as Module.load_state_dict does
+            params[2].data = params[2].numpy() * 0.5
+        if t == 25:  # a fresh optimizer that continues from a state_dict
+            saved = opt.state_dict()
+            opt = cls(params, **kwargs)
+            opt.add_param_group({"params": [late], "lr": 0.05})
+            opt.load_state_dict(saved)
+        if t == 30:
+            key, value = SWITCH[cls]
+            opt.param_groups[0][key] = value
+        if t == 35:  # the same optimizer loads an older state
+            opt.load_state_dict(saved)
+        opt.param_groups[0]["lr"] *= 0.99
+        opt.step()
+        sd = opt.state_dict()
+        history.append(([p.numpy().copy() for p in params + [late]], sd))
+    return history
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), FLAT_CASES)
+def test_flat_step_is_bitwise_the_per_parameter_step(cls, kwargs, monkeypatch):
+    flat = _flat_trajectory(cls, kwargs, True, monkeypatch)
+    alone = _flat_trajectory(cls, kwargs, False, monkeypatch)
+    for t, ((values, sd), (values_alone, sd_alone)) in enumerate(zip(flat, alone)):
+        for a, b in zip(values, values_alone):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b, err_msg=f"step {t}")
+        assert sd["param_groups"] == sd_alone["param_groups"]
+        assert sd["state"].keys() == sd_alone["state"].keys()
+        for i, entry in sd["state"].items():
+            assert entry.keys() == sd_alone["state"][i].keys()
+            for key, value in entry.items():
+                np.testing.assert_array_equal(value, sd_alone["state"][i][key], err_msg=key)
+
+
+def _counting_cpu_backend(monkeypatch, name):
+    """Patch the optimizers' backend so that calls of the kernel `name` are counted."""
+    import types
+
+    from tinygrad_edu.backend import get_backend
+
+    cpu, calls = get_backend("cpu"), []
+
+    def counted(fn):
+        def wrapper(param, *args, **kwargs):
+            calls.append(param.size)
+            return fn(param, *args, **kwargs)
+
+        return wrapper
+
+    step_fn = counted(getattr(cpu, name))
+    step_fn.unchecked = counted(getattr(cpu, name).unchecked)
+    fake = types.SimpleNamespace(**{k: getattr(cpu, k) for k in dir(cpu) if not k.startswith("_")})
+    setattr(fake, name, step_fn)
+    monkeypatch.setattr(optimizer_module, "get_backend", lambda device: fake)
+    return calls
+
+
+def test_a_step_of_a_small_network_is_one_kernel_call(monkeypatch):
+    calls = _counting_cpu_backend(monkeypatch, "adam_step")
+    gen = np.random.default_rng(0)
+    shapes = [(15, 784), (15,), (10, 15), (10,)]  # the chapter's 784-15-10 network
+    params = [Tensor(gen.standard_normal(s).astype(np.float32), requires_grad=True) for s in shapes]
+    opt = Adam(params)
+    base = params[0]._data.base
+    assert base is not None and all(p._data.base is base for p in params)  # views of one array
+    for p in params:
+        p.grad = Tensor(np.ones(p.shape, np.float32))
+    opt.step()  # the first step makes each parameter's state, one parameter at a time
+    assert calls == [11760, 15, 150, 10]
+    calls.clear()
+    opt.step()
+    assert calls == [11935]
+    calls.clear()
+    params[1].grad = None  # no gradient: skipped, so the others are stepped in two runs
+    opt.step()
+    assert calls == [11760, 160]
+    assert opt.state[params[1]]["step"] == 2 and opt.state[params[0]]["step"] == 3
+    calls.clear()
+    params[1].grad = Tensor(np.ones(15, np.float32))
+    opt.step()  # params[1] is one step behind: Adam's bias correction differs, so its own run
+    assert calls == [11760, 15, 160]
+
+
+def test_flat_step_checks_every_gradient_before_changing_anything():
+    params = [Tensor(np.ones(3), requires_grad=True) for _ in range(3)]
+    opt = SGD(params, lr=0.1)
+    for p in params:
+        p.grad = Tensor(np.ones(3))
+    opt.step()
+    params[2].grad = Tensor(np.ones(4))
+    with pytest.raises(ValueError, match=r"SGD: a parameter of shape \(3,\).* has a .grad of"):
+        opt.step()
+    for p in params:
+        np.testing.assert_array_equal(p.numpy(), np.full(3, 0.9))
+    assert all(opt.state[p]["step"] == 1 for p in params)
+
+
+def test_module_load_state_dict_and_in_place_edits_reach_the_flat_step():
+    from tinygrad_edu import nn
+
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = Tensor(np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32))
+    model(x).sum().backward()
+    opt.step()
+    weights = {k: np.zeros_like(v) for k, v in model.state_dict().items()}
+    model.load_state_dict(weights)  # new arrays: the next step copies them into the flat buffer
+    opt.step()
+    for p in model.parameters():  # zeros minus lr times (momentum * grad + grad)
+        expected = -0.1 * (0.9 * p.grad.numpy() + p.grad.numpy())
+        np.testing.assert_allclose(p.numpy(), expected, rtol=1e-6)
+    model[0].weight.data[...] = 1.0  # in place, through the view
+    opt.zero_grad()
+    opt.step()
+    np.testing.assert_array_equal(model[0].weight.numpy(), np.ones((3, 4), np.float32))

@@ -10,9 +10,13 @@ How each rule is built:
 - ``_<rule>_parallel`` applies it with ``prange`` over the flattened arrays (element ``i`` reads
   and writes only index ``i``); ``_<rule>_serial`` is the same loop on one thread, used below
   ``config.PARALLEL_MIN`` elements where waking the thread pool costs more than the loop;
-- the public ``<rule>_step`` checks the arrays, turns hyperparameters into scalars of the param's
-  dtype (so float32 params are updated in float32 arithmetic, as numpy and PyTorch do), works out
-  per-step constants (bias corrections, decayed learning rates) in float64, and picks a kernel.
+- the public ``<rule>_step`` checks the arrays and hands flat views of them to
+  ``<rule>_step.unchecked``, which turns hyperparameters into scalars of the param's dtype (so
+  float32 params are updated in float32 arithmetic, as numpy and PyTorch do), works out per-step
+  constants (bias corrections, decayed learning rates) in float64, and picks a kernel.
+  ``.unchecked`` takes the same arguments but trusts them: 1-D, C-contiguous, writeable arrays of
+  one float dtype and length. The optimizers call it directly on flat buffers they checked once
+  (see ``tinygrad_edu/optim/flat.py``): for a small network, the checks cost more than the update.
 
 Why scalars in, scalars out: each element's values are loaded once and stored once. Measured on
 Adam over a million float32 elements, one thread: a loop body that reads and writes the arrays
@@ -51,20 +55,18 @@ def _flat(step_name: str, name: str, arr) -> np.ndarray:
 
 
 def _prepare(step_name: str, param, grad, **buffers):
-    """Check the arrays; return flat views of param, grad and each buffer (or a stand-in)."""
+    """Check the arrays; return flat views of param, grad and each buffer (None stays None)."""
     check_step_arrays(step_name, param, grad, **buffers)
     if not param.flags.writeable:
         raise ValueError(f"{step_name}: param is read-only")
-    unused = _UNUSED[param.dtype]
     flat = [_flat(step_name, "param", param), _flat(step_name, "grad", np.ascontiguousarray(grad))]
     for name, arr in buffers.items():
-        flat.append(unused if arr is None else _flat(step_name, name, arr))
+        flat.append(None if arr is None else _flat(step_name, name, arr))
     return flat
 
 
-def _use_parallel(param) -> bool:
-    # Below PARALLEL_MIN elements, waking the thread pool costs more than the loop itself.
-    return param.size >= config.PARALLEL_MIN
+# Each kernel runs on the thread pool from config.PARALLEL_MIN elements; below that, waking the
+# pool costs more than the loop itself.
 
 
 # ----- SGD, momentum, Nesterov -----
@@ -106,9 +108,24 @@ def sgd_step(param, grad, momentum_buffer, *, lr, momentum, dampening, weight_de
     if (momentum_buffer is None) != (momentum == 0):
         raise ValueError("sgd_step: pass a momentum_buffer exactly when momentum != 0")
     p, g, buf = _prepare("sgd_step", param, grad, momentum_buffer=momentum_buffer)
+    _sgd_unchecked(
+        p, g, buf, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+        nesterov=nesterov,
+    )  # fmt: skip
+
+
+def _sgd_unchecked(
+    param, grad, momentum_buffer, *, lr, momentum, dampening, weight_decay, nesterov
+):
     s = param.dtype.type
-    kernel = _sgd_parallel if _use_parallel(param) else _sgd_serial
-    kernel(p, g, buf, s(lr), s(momentum), s(1.0 - dampening), s(weight_decay), bool(nesterov))
+    buf = _UNUSED[param.dtype] if momentum_buffer is None else momentum_buffer
+    kernel = _sgd_parallel if param.size >= config.PARALLEL_MIN else _sgd_serial
+    kernel(
+        param, grad, buf, s(lr), s(momentum), s(1.0 - dampening), s(weight_decay), bool(nesterov)
+    )
+
+
+sgd_step.unchecked = _sgd_unchecked
 
 
 # ----- AdaGrad -----
@@ -138,10 +155,19 @@ def _adagrad_serial(p, g, state_sum, clr, weight_decay, eps):
 def adagrad_step(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, eps):
     """In place: see ``optim_reference.adagrad_step``."""
     p, g, acc = _prepare("adagrad_step", param, grad, state_sum=state_sum)
+    _adagrad_unchecked(
+        p, g, acc, step=step, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps
+    )
+
+
+def _adagrad_unchecked(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, eps):
     s = param.dtype.type
     clr = lr / (1.0 + (step - 1) * lr_decay)  # in float64, then rounded once
-    kernel = _adagrad_parallel if _use_parallel(param) else _adagrad_serial
-    kernel(p, g, acc, s(clr), s(weight_decay), s(eps))
+    kernel = _adagrad_parallel if param.size >= config.PARALLEL_MIN else _adagrad_serial
+    kernel(param, grad, state_sum, s(clr), s(weight_decay), s(eps))
+
+
+adagrad_step.unchecked = _adagrad_unchecked
 
 
 # ----- AdaDelta -----
@@ -179,9 +205,16 @@ def adadelta_step(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_de
     p, g, sq, acc = _prepare(
         "adadelta_step", param, grad, square_avg=square_avg, acc_delta=acc_delta
     )
+    _adadelta_unchecked(p, g, sq, acc, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+
+
+def _adadelta_unchecked(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_decay):
     s = param.dtype.type
-    kernel = _adadelta_parallel if _use_parallel(param) else _adadelta_serial
-    kernel(p, g, sq, acc, s(lr), s(rho), s(1.0 - rho), s(eps), s(weight_decay))
+    kernel = _adadelta_parallel if param.size >= config.PARALLEL_MIN else _adadelta_serial
+    kernel(param, grad, square_avg, acc_delta, s(lr), s(rho), s(1.0 - rho), s(eps), s(weight_decay))
+
+
+adadelta_step.unchecked = _adadelta_unchecked
 
 
 # ----- RMSprop -----
@@ -265,12 +298,28 @@ def rmsprop_step(
         momentum_buffer=momentum_buffer,
         grad_avg=grad_avg,
     )
-    s = param.dtype.type
-    kernel = _rmsprop_parallel if _use_parallel(param) else _rmsprop_serial
-    kernel(
-        p, g, sq, buf, gavg, s(lr), s(alpha), s(1.0 - alpha), s(eps), s(weight_decay),
-        s(momentum), bool(centered),
+    _rmsprop_unchecked(
+        p, g, sq, buf, gavg, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+        momentum=momentum, centered=centered,
     )  # fmt: skip
+
+
+def _rmsprop_unchecked(
+    param, grad, square_avg, momentum_buffer, grad_avg, *, lr, alpha, eps, weight_decay, momentum,
+    centered,
+):  # fmt: skip
+    s = param.dtype.type
+    unused = _UNUSED[param.dtype]
+    buf = unused if momentum_buffer is None else momentum_buffer
+    gavg = unused if grad_avg is None else grad_avg
+    kernel = _rmsprop_parallel if param.size >= config.PARALLEL_MIN else _rmsprop_serial
+    kernel(
+        param, grad, square_avg, buf, gavg, s(lr), s(alpha), s(1.0 - alpha), s(eps),
+        s(weight_decay), s(momentum), bool(centered),
+    )  # fmt: skip
+
+
+rmsprop_step.unchecked = _rmsprop_unchecked
 
 
 # ----- Adam and AdamW -----
@@ -357,6 +406,16 @@ def adam_step(
         exp_avg_sq=exp_avg_sq,
         max_exp_avg_sq=max_exp_avg_sq,
     )
+    _adam_unchecked(
+        p, g, m, v, v_max, step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+        weight_decay=weight_decay, amsgrad=amsgrad, decoupled_weight_decay=decoupled_weight_decay,
+    )  # fmt: skip
+
+
+def _adam_unchecked(
+    param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta1, beta2, eps,
+    weight_decay, amsgrad, decoupled_weight_decay,
+):  # fmt: skip
     # Per-step constants in float64, rounded once to the param's dtype.
     bias_correction1 = 1.0 - beta1**step
     bias_correction2 = 1.0 - beta2**step
@@ -367,8 +426,13 @@ def adam_step(
     else:
         coupled_decay, decay = weight_decay, 1.0
     s = param.dtype.type
-    kernel = _adam_parallel if _use_parallel(param) else _adam_serial
+    v_max = _UNUSED[param.dtype] if max_exp_avg_sq is None else max_exp_avg_sq
+    kernel = _adam_parallel if param.size >= config.PARALLEL_MIN else _adam_serial
     kernel(
-        p, g, m, v, v_max, s(beta1), s(1.0 - beta1), s(beta2), s(1.0 - beta2), s(eps),
-        s(step_size), s(bc2_sqrt), s(coupled_decay), s(decay), bool(amsgrad),
+        param, grad, exp_avg, exp_avg_sq, v_max, s(beta1), s(1.0 - beta1), s(beta2),
+        s(1.0 - beta2), s(eps), s(step_size), s(bc2_sqrt), s(coupled_decay), s(decay),
+        bool(amsgrad),
     )  # fmt: skip
+
+
+adam_step.unchecked = _adam_unchecked

@@ -32,6 +32,8 @@ class Adadelta(Optimizer):
     sets the size of the first steps (sqrt(eps)), so the start can be slow.
     """
 
+    _kernel = "adadelta_step"
+
     def __init__(
         self,
         params: Any,
@@ -57,10 +59,16 @@ class Adadelta(Optimizer):
             "acc_delta": backend.zeros_like(p._data),
         }
 
+    def _kernel_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("square_avg", "acc_delta")
+
     def _update(self, backend: Any, p: Any, grad: Any, group: dict, state: dict) -> None:
-        backend.adadelta_step(
-            p._data,
-            grad._data,
+        self._apply(backend.adadelta_step, p._data, grad._data, state, group)
+
+    def _apply(self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict) -> None:
+        step_fn(
+            param,
+            grad,
             state["square_avg"],
             state["acc_delta"],
             lr=group["lr"],

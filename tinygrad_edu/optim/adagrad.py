@@ -31,6 +31,8 @@ class Adagrad(Optimizer):
     AdaDelta and RMSprop replace the sum by a running average.
     """
 
+    _kernel = "adagrad_step"
+
     def __init__(
         self,
         params: Any,
@@ -58,10 +60,16 @@ class Adagrad(Optimizer):
         value = group["initial_accumulator_value"]
         return {"step": 0, "sum": backend.full(p.shape, value, p.dtype)}
 
+    def _kernel_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("sum",)
+
     def _update(self, backend: Any, p: Any, grad: Any, group: dict, state: dict) -> None:
-        backend.adagrad_step(
-            p._data,
-            grad._data,
+        self._apply(backend.adagrad_step, p._data, grad._data, state, group)
+
+    def _apply(self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict) -> None:
+        step_fn(
+            param,
+            grad,
             state["sum"],
             step=state["step"],
             lr=group["lr"],

@@ -37,6 +37,8 @@ class Adam(Optimizer):
     want weight decay (see ``AdamW``).
     """
 
+    _kernel = "adam_step"
+
     def __init__(
         self,
         params: Any,
@@ -79,14 +81,22 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = backend.zeros_like(p._data)
         return state
 
+    def _kernel_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
+        if group["amsgrad"]:
+            return ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+        return ("exp_avg", "exp_avg_sq")
+
     def _update(self, backend: Any, p: Any, grad: Any, group: dict, state: dict) -> None:
-        amsgrad = bool(group["amsgrad"])
-        if amsgrad and "max_exp_avg_sq" not in state:  # amsgrad switched on after step 1
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:  # amsgrad switched on after step 1
             state["max_exp_avg_sq"] = backend.zeros_like(p._data)
+        self._apply(backend.adam_step, p._data, grad._data, state, group)
+
+    def _apply(self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict) -> None:
+        amsgrad = bool(group["amsgrad"])
         beta1, beta2 = group["betas"]
-        backend.adam_step(
-            p._data,
-            grad._data,
+        step_fn(
+            param,
+            grad,
             state["exp_avg"],
             state["exp_avg_sq"],
             state["max_exp_avg_sq"] if amsgrad else None,

@@ -12,6 +12,9 @@ The design is PyTorch's, so code written for ``torch.optim`` reads the same here
   gradient and its state to one fused kernel of the backend (``backend.adam_step`` ...). The
   arithmetic lives in ``tinygrad_edu/backend/optim_reference.py``; a subclass only says which
   buffers it needs and which kernel to call.
+- On the CPU, a group's parameters and their state buffers are views of a few flat arrays, so that
+  one kernel call steps them all (``flat.py`` says how, and when it falls back to one call per
+  parameter). The results are the same, bit for bit.
 
 Updates are made directly on the parameters' arrays, so they are never recorded in the graph.
 """
@@ -19,12 +22,14 @@ Updates are made directly on the parameters' arrays, so they are never recorded 
 from __future__ import annotations
 
 import numbers
+import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from tinygrad_edu.backend import get_backend
+from tinygrad_edu.optim.flat import FlatLayout, build_layouts
 from tinygrad_edu.tensor import Tensor
 
 _SET_MESSAGE = (
@@ -34,13 +39,19 @@ _SET_MESSAGE = (
 
 
 class Optimizer:
-    """Base class: subclasses define ``_validate_group``, ``_init_state`` and ``_update``."""
+    """Base class: subclasses define ``_kernel``, ``_validate_group``, ``_init_state``,
+    ``_kernel_buffers``, ``_apply`` and ``_update``."""
+
+    _kernel: str  # the name of the rule's step kernel in the backends ("adam_step")
+    _use_flat = True  # step CPU parameters through flat buffers (False: one call per parameter)
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
         name = type(self).__name__
         self.defaults = dict(defaults)
         self.state: dict[Tensor, dict[str, Any]] = {}
         self.param_groups: list[dict[str, Any]] = []
+        # Per group: (its params when laid out, their flat layouts, the params in none of them).
+        self._flat: list[tuple[tuple[Tensor, ...], list[FlatLayout], list[Tensor]]] = []
         if isinstance(params, Tensor):
             raise TypeError(
                 f"{name}: params should be an iterable of Tensors or of dicts, got a single "
@@ -83,6 +94,26 @@ class Optimizer:
             group.setdefault(key, default)
         self._validate_group(group)
         self.param_groups.append(group)
+        if self._use_flat:
+            self._flat.append(self._lay_out(group["params"]))
+
+    def _lay_out(self, params: list[Tensor]) -> tuple:
+        layouts = build_layouts(params)
+        laid_out = {id(m.param) for layout in layouts for m in layout.members}
+        return tuple(params), layouts, [p for p in params if id(p) not in laid_out]
+
+    def _layouts(self, k: int, group: dict[str, Any]) -> tuple:
+        """Group k's layouts, laid out again if its list of parameters changed."""
+        params = group["params"]
+        if k < len(self._flat):
+            flat = self._flat[k]
+            laid_out = flat[0]
+            if len(laid_out) == len(params) and all(map(operator.is_, laid_out, params)):
+                return flat
+        del self._flat[k:]
+        for g in self.param_groups[len(self._flat) : k + 1]:
+            self._flat.append(self._lay_out(g["params"]))
+        return self._flat[k]
 
     # ----- the update -----
 
@@ -104,18 +135,34 @@ class Optimizer:
         methods that look at the loss several times per step); it is called before the update.
         """
         loss = closure() if closure is not None else None
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = self._checked_grad(p)
-                backend = get_backend(p.device)
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = self._init_state(backend, p, group)
-                state["step"] += 1
-                self._update(backend, p, grad, group, state)
+        for k, group in enumerate(self.param_groups):
+            if not self._use_flat:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        self._step_param(p, group)
+                continue
+            _, layouts, others = self._layouts(k, group)
+            if layouts:
+                names = self._kernel_buffers(group)
+                step_fn = getattr(get_backend("cpu"), self._kernel)
+                step_fn = getattr(step_fn, "unchecked", step_fn)  # the layout checked the arrays
+                for layout in layouts:
+                    for p in layout.step(self, group, names, step_fn):
+                        self._step_param(p, group)
+            for p in others:
+                if p.grad is not None:
+                    self._step_param(p, group)
         return loss
+
+    def _step_param(self, p: Tensor, group: dict[str, Any]) -> None:
+        """One parameter's update, with its own kernel call."""
+        grad = self._checked_grad(p)
+        backend = get_backend(p.device)
+        state = self.state.get(p)
+        if state is None:
+            state = self.state[p] = self._init_state(backend, p, group)
+        state["step"] += 1
+        self._update(backend, p, grad, group, state)
 
     def _checked_grad(self, p: Tensor) -> Tensor:
         grad, name = p.grad, type(self).__name__
@@ -140,8 +187,20 @@ class Optimizer:
         """The state of a parameter before its first update: ``{"step": 0, buffers...}``."""
         raise NotImplementedError
 
+    def _kernel_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """The state buffers the kernel takes with the group's current options."""
+        raise NotImplementedError
+
+    def _apply(self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict) -> None:
+        """Call the rule's kernel ``step_fn`` on arrays: one parameter's or a flat run's.
+
+        ``state`` maps "step" and the names of ``_kernel_buffers(group)`` to arrays like param.
+        """
+        raise NotImplementedError
+
     def _update(self, backend: Any, p: Tensor, grad: Tensor, group: dict, state: dict) -> None:
-        """Apply one update in place (``state["step"]`` already counts it)."""
+        """Apply one update to one parameter in place (``state["step"]`` already counts it):
+        make the buffers that options switched on since its first step need, then ``_apply``."""
         raise NotImplementedError
 
     # ----- saving and loading -----

@@ -33,6 +33,8 @@ class RMSprop(Optimizer):
     shrinking for ever: a sound default for recurrent networks and non-stationary problems.
     """
 
+    _kernel = "rmsprop_step"
+
     def __init__(
         self,
         params: Any,
@@ -66,16 +68,26 @@ class RMSprop(Optimizer):
             state["grad_avg"] = backend.zeros_like(p._data)
         return state
 
+    def _kernel_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return (
+            ("square_avg",)
+            + (("momentum_buffer",) if group["momentum"] > 0 else ())
+            + (("grad_avg",) if group["centered"] else ())
+        )
+
     def _update(self, backend: Any, p: Any, grad: Any, group: dict, state: dict) -> None:
-        momentum, centered = group["momentum"], bool(group["centered"])
         # Options switched on after the first step get their buffers now, starting from zero.
-        if momentum > 0 and "momentum_buffer" not in state:
+        if group["momentum"] > 0 and "momentum_buffer" not in state:
             state["momentum_buffer"] = backend.zeros_like(p._data)
-        if centered and "grad_avg" not in state:
+        if group["centered"] and "grad_avg" not in state:
             state["grad_avg"] = backend.zeros_like(p._data)
-        backend.rmsprop_step(
-            p._data,
-            grad._data,
+        self._apply(backend.rmsprop_step, p._data, grad._data, state, group)
+
+    def _apply(self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict) -> None:
+        momentum, centered = group["momentum"], bool(group["centered"])
+        step_fn(
+            param,
+            grad,
             state["square_avg"],
             state["momentum_buffer"] if momentum > 0 else None,
             state["grad_avg"] if centered else None,

@@ -56,6 +56,8 @@ class SGD(Optimizer):
         nesterov: use Nesterov momentum (needs momentum > 0 and dampening = 0).
     """
 
+    _kernel = "sgd_step"
+
     def __init__(
         self,
         params: Any,
@@ -90,18 +92,27 @@ class SGD(Optimizer):
         # The buffer is made on the first step with momentum (see _update).
         return {"step": 0, "momentum_buffer": None}
 
+    def _kernel_buffers(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("momentum_buffer",) if group["momentum"] != 0 else ()
+
     def _update(self, backend: Any, p: Any, grad: Any, group: dict, state: dict) -> None:
-        momentum, dampening = group["momentum"], group["dampening"]
-        if momentum != 0 and state["momentum_buffer"] is None:
+        first = group["momentum"] != 0 and state["momentum_buffer"] is None
+        if first:
             state["momentum_buffer"] = backend.zeros_like(p._data)
-            dampening = 0  # NOTE: PyTorch's first buffer is the gradient itself, undamped
-        backend.sgd_step(
-            p._data,
-            grad._data,
+        self._apply(backend.sgd_step, p._data, grad._data, state, group, first=first)
+
+    def _apply(
+        self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict, first: bool = False
+    ) -> None:
+        momentum = group["momentum"]
+        step_fn(
+            param,
+            grad,
             state["momentum_buffer"] if momentum != 0 else None,
             lr=group["lr"],
             momentum=momentum,
-            dampening=dampening,
+            # NOTE: PyTorch's first buffer is the gradient itself, undamped
+            dampening=0 if first else group["dampening"],
             weight_decay=group["weight_decay"],
             nesterov=group["nesterov"],
         )
