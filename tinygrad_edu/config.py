@@ -35,9 +35,22 @@ ELEMENTWISE_MIN: int = int(os.environ.get("TINYGRAD_EDU_ELEMENTWISE_MIN", "4096"
 # numpy's model gives inf/nan as numpy does.
 ERROR_MODEL: str = "numpy"
 
+
 # NOTE: Numba's parallel kernels run on OpenMP threads, and numpy's matrix products on OpenBLAS
 # threads, on the same cores. By default OpenMP threads spin for a while after each parallel loop,
 # and the spinning starves the BLAS threads: a 784-256-256-10 training step measured 30x slower
-# on 2 cores. Passive waiting costs a few microseconds per parallel loop instead. It must be set
-# before the first parallel kernel starts the OpenMP runtime; a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# on 2 cores (when the parallel threshold was low). Passive waiting costs a few microseconds per
+# parallel loop instead. The OpenMP runtime reads the setting when it starts, at the first
+# parallel kernel, so it is set then and not at import: a library imported earlier (PyTorch
+# brings its own OpenMP) keeps its own behaviour. A user's own OMP_WAIT_POLICY always wins.
+def prepare_threads() -> None:
+    """Call before launching a parallel kernel (cheap after the first time)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def parallel(n: int) -> bool:
+    """Should a kernel over ``n`` elements run its parallel build?  (Prepares the threads.)"""
+    if n < PARALLEL_MIN:
+        return False
+    prepare_threads()
+    return True

@@ -91,7 +91,7 @@ class _Kernel:
         self.__doc__ = fn.__doc__
 
     def __call__(self, n: int):
-        return self.parallel if n >= config.PARALLEL_MIN else self.serial
+        return self.parallel if config.parallel(n) else self.serial
 
 
 def _floats(*arrays) -> bool:
@@ -336,7 +336,7 @@ def _elementwise(kernel, reference_fn, g, x, *scalars):
     if g.size < config.ELEMENTWISE_MIN or g.shape != x.shape or not _floats(g, x):
         return reference_fn(g, x, *scalars)
     out = np.empty_like(g, order="C")
-    build = kernel.serial if g.size < config.PARALLEL_MIN else kernel.parallel
+    build = kernel(g.size)
     if scalars:
         cast = g.dtype.type
         build(_flat(g), _flat(x), *[cast(s) for s in scalars], out.reshape(-1))
@@ -675,6 +675,7 @@ def matmul_blocked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if dtype not in _FLOATS:
         dtype = np.dtype(np.float64)
     out = np.empty((a.shape[0], b.shape[1]), dtype=dtype)
+    config.prepare_threads()
     _matmul_blocked_kernel(
         np.ascontiguousarray(a, dtype=dtype), np.ascontiguousarray(b, dtype=dtype), out
     )

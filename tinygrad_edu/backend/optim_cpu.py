@@ -119,7 +119,7 @@ def _sgd_unchecked(
 ):
     s = param.dtype.type
     buf = _UNUSED[param.dtype] if momentum_buffer is None else momentum_buffer
-    kernel = _sgd_parallel if param.size >= config.PARALLEL_MIN else _sgd_serial
+    kernel = _sgd_parallel if config.parallel(param.size) else _sgd_serial
     kernel(
         param, grad, buf, s(lr), s(momentum), s(1.0 - dampening), s(weight_decay), bool(nesterov)
     )
@@ -163,7 +163,7 @@ def adagrad_step(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, ep
 def _adagrad_unchecked(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, eps):
     s = param.dtype.type
     clr = lr / (1.0 + (step - 1) * lr_decay)  # in float64, then rounded once
-    kernel = _adagrad_parallel if param.size >= config.PARALLEL_MIN else _adagrad_serial
+    kernel = _adagrad_parallel if config.parallel(param.size) else _adagrad_serial
     kernel(param, grad, state_sum, s(clr), s(weight_decay), s(eps))
 
 
@@ -210,7 +210,7 @@ def adadelta_step(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_de
 
 def _adadelta_unchecked(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_decay):
     s = param.dtype.type
-    kernel = _adadelta_parallel if param.size >= config.PARALLEL_MIN else _adadelta_serial
+    kernel = _adadelta_parallel if config.parallel(param.size) else _adadelta_serial
     kernel(param, grad, square_avg, acc_delta, s(lr), s(rho), s(1.0 - rho), s(eps), s(weight_decay))
 
 
@@ -312,7 +312,7 @@ def _rmsprop_unchecked(
     unused = _UNUSED[param.dtype]
     buf = unused if momentum_buffer is None else momentum_buffer
     gavg = unused if grad_avg is None else grad_avg
-    kernel = _rmsprop_parallel if param.size >= config.PARALLEL_MIN else _rmsprop_serial
+    kernel = _rmsprop_parallel if config.parallel(param.size) else _rmsprop_serial
     kernel(
         param, grad, square_avg, buf, gavg, s(lr), s(alpha), s(1.0 - alpha), s(eps),
         s(weight_decay), s(momentum), bool(centered),
@@ -427,7 +427,7 @@ def _adam_unchecked(
         coupled_decay, decay = weight_decay, 1.0
     s = param.dtype.type
     v_max = _UNUSED[param.dtype] if max_exp_avg_sq is None else max_exp_avg_sq
-    kernel = _adam_parallel if param.size >= config.PARALLEL_MIN else _adam_serial
+    kernel = _adam_parallel if config.parallel(param.size) else _adam_serial
     kernel(
         param, grad, exp_avg, exp_avg_sq, v_max, s(beta1), s(1.0 - beta1), s(beta2),
         s(1.0 - beta2), s(eps), s(step_size), s(bc2_sqrt), s(coupled_decay), s(decay),
