@@ -400,11 +400,10 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     load_at_start = os.getloadavg()[0]
-    # NOTE: the import order matters. tinygrad_edu's import sets OpenMP's passive waiting
-    # (tinygrad_edu.config), which takes effect only if no OpenMP runtime has started yet, and then
-    # also applies to torch's threads. Imported first (the default), tinygrad_edu runs as designed
-    # and torch's small ops pay for waking sleeping threads; with --torch-first, torch's threads
-    # spin as torch intends and tinygrad_edu's parallel kernels suffer. See docs/benchmarks.md.
+    # NOTE: the import order used to matter, when tinygrad_edu's import set OpenMP's passive
+    # waiting for the whole process. It now sets it only when its first parallel kernel starts
+    # (tinygrad_edu.config.parallel), which these workloads never do on a 2-core machine;
+    # --torch-first is kept to check that. See docs/benchmarks.md.
     if args.torch_first and not args.no_torch:
         common.torch_module()
     import tinygrad_edu  # noqa: F401
