@@ -280,6 +280,56 @@ def test_kernel_wrappers_reject_bad_arrays_in_words(module):
         )
 
 
+@pytest.mark.parametrize("module", [optim_cpu, optim_reference], ids=["cpu", "reference"])
+def test_kernel_wrappers_reject_missing_or_extra_buffers_and_a_bad_step(module):
+    p, g = np.zeros((2, 3)), np.zeros((2, 3))
+    rms = {"lr": 0.1, "alpha": 0.9, "eps": 1e-8, "weight_decay": 0.0}
+    with pytest.raises(ValueError, match="rmsprop_step: pass a grad_avg exactly when centered"):
+        module.rmsprop_step(p, g, p.copy(), None, None, **rms, momentum=0.0, centered=True)
+    with pytest.raises(ValueError, match="rmsprop_step: pass a momentum_buffer exactly when"):
+        module.rmsprop_step(p, g, p.copy(), p.copy(), None, **rms, momentum=0.0, centered=False)
+    adam = {"lr": 0.1, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8, "weight_decay": 0.0}
+    with pytest.raises(ValueError, match="adam_step: step must be >= 1, got 0"):
+        module.adam_step(
+            p, g, p.copy(), p.copy(), None, step=0, **adam, amsgrad=False,
+            decoupled_weight_decay=False,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_amsgrad_max_propagates_nan_like_the_reference(dtype):
+    """A NaN in exp_avg_sq (from a NaN gradient) or already in max_exp_avg_sq stays NaN."""
+    grad = np.array([np.nan, 1.0, 1.0, -2.0], dtype)
+    v_max = np.array([0.5, np.nan, 0.0, 9.0], dtype)
+    hyper = {"step": 2, "lr": 0.1, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8, "weight_decay": 0.0,
+             "amsgrad": True, "decoupled_weight_decay": False}  # fmt: skip
+    results = []
+    for module in (optim_cpu, optim_reference):
+        arrays = [np.ones(4, dtype), np.zeros(4, dtype), np.full(4, 0.25, dtype), v_max.copy()]
+        module.adam_step(arrays[0], grad, *arrays[1:], **hyper)
+        results.append(arrays)
+    np.testing.assert_array_equal(np.isnan(results[0][3]), [True, True, False, False])
+    assert results[0][3][3] == dtype(9.0)  # the old maximum is kept
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)  # NaN where the reference has NaN
+
+
+def test_step_scalars_are_worked_out_in_float64_and_rounded_once():
+    lr, beta1, beta2, step, wd = 1e-3, 0.9, 0.999, 3, 0.01
+    got = optim_reference.adam_scalars(
+        np.dtype(np.float32), step=step, lr=lr, beta1=beta1, beta2=beta2, eps=1e-8,
+        weight_decay=wd, amsgrad=False, decoupled_weight_decay=True,
+    )  # fmt: skip
+    assert all(type(x) is np.float32 for x in got[:-1]) and got[-1] is False
+    step_size = lr / (1 - beta1**step)  # Python floats are float64
+    assert got[5] == np.float32(step_size) and got[6] == np.float32(math.sqrt(1 - beta2**step))
+    assert got[7] == 0 and got[8] == np.float32(1 - lr * wd)  # AdamW: decay, no coupled term
+    clr, _, _ = optim_reference.adagrad_scalars(
+        np.dtype(np.float64), step=5, lr=0.1, lr_decay=0.01, weight_decay=0.0, eps=1e-10
+    )
+    assert type(clr) is np.float64 and clr == 0.1 / (1 + 4 * 0.01)
+
+
 def test_cpu_kernel_rejects_non_contiguous_param():
     p = np.zeros((4, 4))[:, ::2]
     with pytest.raises(ValueError, match="sgd_step: param must be C-contiguous"):

@@ -5,15 +5,18 @@ conventions); the tests hold the two to the same numbers.
 
 How each rule is built:
 
-- ``_<rule>_update(p, g, state..., hyperparameters...)`` is the maths for one element: it takes
-  the old values as scalars and returns the new ones, so it is race-free by construction;
+- ``_<rule>_update`` is the maths for one element: old values in as scalars, new ones out, so
+  race-free by construction. It is written once, here, and the CUDA backend compiles the same
+  Python function (``.py_func``) as a device function. (Here and not in a module of its own:
+  Numba's disk cache notices edits to the file that defines a kernel, not to the files of the
+  functions the kernel calls, so the rules live beside the kernels that inline them.)
 - ``_<rule>_parallel`` applies it with ``prange`` over the flattened arrays (element ``i`` reads
   and writes only index ``i``); ``_<rule>_serial`` is the same loop on one thread, used below
   ``config.PARALLEL_MIN`` elements where waking the thread pool costs more than the loop;
 - the public ``<rule>_step`` checks the arrays and hands flat views of them to
-  ``<rule>_step.unchecked``, which turns hyperparameters into scalars of the param's dtype (so
-  float32 params are updated in float32 arithmetic, as numpy and PyTorch do), works out per-step
-  constants (bias corrections, decayed learning rates) in float64, and picks a kernel.
+  ``<rule>_step.unchecked``, which gets the kernel's scalars from ``optim_reference.<rule>_scalars``
+  (per-step constants in float64, everything rounded to the param's dtype, so float32 params are
+  updated in float32 arithmetic, as numpy and PyTorch do) and picks a kernel.
   ``.unchecked`` takes the same arguments but trusts them: 1-D, C-contiguous, writeable arrays of
   one float dtype and length. The optimizers call it directly on flat buffers they checked once
   (see ``tinygrad_edu/optim/flat.py``): for a small network, the checks cost more than the update.
@@ -30,15 +33,30 @@ compiled code by the function's bytecode and argument types, not by its ``parall
 function compiled twice with different flags would overwrite itself in the cache.
 """
 
+import math
+
 import numpy as np
+from numba import config as numba_config
 from numba import njit, prange
 
 from tinygrad_edu import config
-from tinygrad_edu.backend.optim_reference import check_step_arrays
+from tinygrad_edu.backend import optim_reference as ref
+from tinygrad_edu.backend.optim_reference import (
+    check_adam_options,
+    check_rmsprop_options,
+    check_sgd_options,
+    check_step_arrays,
+)
 
 __all__ = ["adadelta_step", "adagrad_step", "adam_step", "rmsprop_step", "sgd_step"]
 
 _JIT = {"fastmath": config.FASTMATH, "cache": config.CACHE, "error_model": config.ERROR_MODEL}
+
+# Compiled (njit or CUDA), math.sqrt and np.sqrt are the same correctly rounded square root that
+# keeps the argument's float type, and a negative argument gives NaN. The CUDA simulator runs the
+# rules as Python, where math.sqrt raises on a negative argument (which rounding can produce in
+# RMSprop's centered variance), so it gets numpy's.
+sqrt = np.sqrt if numba_config.ENABLE_CUDASIM else math.sqrt
 
 # An unused buffer (momentum off, not centered, no amsgrad) is passed to the kernels as an empty
 # array of the param's dtype, so that each kernel compiles once per dtype rather than once per
@@ -74,7 +92,14 @@ def _prepare(step_name: str, param, grad, **buffers):
 
 @njit(**_JIT)
 def _sgd_update(p, g, buf, lr, momentum, dampening_c, weight_decay, nesterov):
-    """One element -> (new p, new buf); dampening_c = 1 - dampening."""
+    """One element -> (new p, new buf); dampening_c = 1 - dampening. buf is ignored (and returned
+    as given) when momentum == 0.
+
+    g = g + weight_decay * p
+    if momentum != 0:   buf = momentum * buf + (1 - dampening) * g
+                        g = g + momentum * buf  if nesterov  else  buf
+    p = p - lr * g
+    """
     if weight_decay != 0:
         g = g + weight_decay * p
     if momentum != 0:
@@ -105,8 +130,7 @@ def _sgd_serial(p, g, buf, lr, momentum, dampening_c, weight_decay, nesterov):
 
 def sgd_step(param, grad, momentum_buffer, *, lr, momentum, dampening, weight_decay, nesterov):
     """In place: see ``optim_reference.sgd_step``."""
-    if (momentum_buffer is None) != (momentum == 0):
-        raise ValueError("sgd_step: pass a momentum_buffer exactly when momentum != 0")
+    check_sgd_options(momentum_buffer, momentum)
     p, g, buf = _prepare("sgd_step", param, grad, momentum_buffer=momentum_buffer)
     _sgd_unchecked(
         p, g, buf, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
@@ -114,15 +138,10 @@ def sgd_step(param, grad, momentum_buffer, *, lr, momentum, dampening, weight_de
     )  # fmt: skip
 
 
-def _sgd_unchecked(
-    param, grad, momentum_buffer, *, lr, momentum, dampening, weight_decay, nesterov
-):
-    s = param.dtype.type
+def _sgd_unchecked(param, grad, momentum_buffer, **hyper):
     buf = _UNUSED[param.dtype] if momentum_buffer is None else momentum_buffer
     kernel = _sgd_parallel if config.parallel(param.size) else _sgd_serial
-    kernel(
-        param, grad, buf, s(lr), s(momentum), s(1.0 - dampening), s(weight_decay), bool(nesterov)
-    )
+    kernel(param, grad, buf, *ref.sgd_scalars(param.dtype, **hyper))
 
 
 sgd_step.unchecked = _sgd_unchecked
@@ -133,11 +152,16 @@ sgd_step.unchecked = _sgd_unchecked
 
 @njit(**_JIT)
 def _adagrad_update(p, g, state_sum, clr, weight_decay, eps):
-    """One element -> (new p, new state_sum)."""
+    """One element -> (new p, new state_sum); clr = lr / (1 + (step - 1) * lr_decay).
+
+    g = g + weight_decay * p
+    sum = sum + g * g
+    p = p - clr * g / (sqrt(sum) + eps)
+    """
     if weight_decay != 0:
         g = g + weight_decay * p
     state_sum = state_sum + g * g
-    return p - clr * g / (np.sqrt(state_sum) + eps), state_sum
+    return p - clr * g / (sqrt(state_sum) + eps), state_sum
 
 
 @njit(parallel=True, **_JIT)
@@ -160,11 +184,9 @@ def adagrad_step(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, ep
     )
 
 
-def _adagrad_unchecked(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, eps):
-    s = param.dtype.type
-    clr = lr / (1.0 + (step - 1) * lr_decay)  # in float64, then rounded once
+def _adagrad_unchecked(param, grad, state_sum, **hyper):
     kernel = _adagrad_parallel if config.parallel(param.size) else _adagrad_serial
-    kernel(param, grad, state_sum, s(clr), s(weight_decay), s(eps))
+    kernel(param, grad, state_sum, *ref.adagrad_scalars(param.dtype, **hyper))
 
 
 adagrad_step.unchecked = _adagrad_unchecked
@@ -175,11 +197,18 @@ adagrad_step.unchecked = _adagrad_unchecked
 
 @njit(**_JIT)
 def _adadelta_update(p, g, square_avg, acc_delta, lr, rho, rho_c, eps, weight_decay):
-    """One element -> (new p, new square_avg, new acc_delta); rho_c = 1 - rho."""
+    """One element -> (new p, new square_avg, new acc_delta); rho_c = 1 - rho.
+
+    g = g + weight_decay * p
+    square_avg = rho * square_avg + (1 - rho) * g * g
+    delta = sqrt(acc_delta + eps) / sqrt(square_avg + eps) * g
+    acc_delta = rho * acc_delta + (1 - rho) * delta * delta
+    p = p - lr * delta
+    """
     if weight_decay != 0:
         g = g + weight_decay * p
     square_avg = rho * square_avg + rho_c * g * g
-    delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * g
+    delta = sqrt(acc_delta + eps) / sqrt(square_avg + eps) * g
     acc_delta = rho * acc_delta + rho_c * delta * delta
     return p - lr * delta, square_avg, acc_delta
 
@@ -208,10 +237,9 @@ def adadelta_step(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_de
     _adadelta_unchecked(p, g, sq, acc, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
 
 
-def _adadelta_unchecked(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_decay):
-    s = param.dtype.type
+def _adadelta_unchecked(param, grad, square_avg, acc_delta, **hyper):
     kernel = _adadelta_parallel if config.parallel(param.size) else _adadelta_serial
-    kernel(param, grad, square_avg, acc_delta, s(lr), s(rho), s(1.0 - rho), s(eps), s(weight_decay))
+    kernel(param, grad, square_avg, acc_delta, *ref.adadelta_scalars(param.dtype, **hyper))
 
 
 adadelta_step.unchecked = _adadelta_unchecked
@@ -222,15 +250,25 @@ adadelta_step.unchecked = _adadelta_unchecked
 
 @njit(**_JIT)
 def _rmsprop_update(p, g, sq, buf, gavg, lr, alpha, alpha_c, eps, weight_decay, momentum, centered):
-    """One element -> (new p, new square_avg, new buf, new grad_avg); alpha_c = 1 - alpha."""
+    """One element -> (new p, new square_avg, new buf, new grad_avg); alpha_c = 1 - alpha. buf
+    is ignored unless momentum != 0, gavg unless centered (each is then returned as given).
+
+    g = g + weight_decay * p
+    square_avg = alpha * square_avg + (1 - alpha) * g * g
+    if centered:  grad_avg = alpha * grad_avg + (1 - alpha) * g
+                  avg = sqrt(square_avg - grad_avg^2) + eps
+    else:         avg = sqrt(square_avg) + eps
+    if momentum > 0:  buf = momentum * buf + g / avg;   p = p - lr * buf
+    else:             p = p - lr * g / avg
+    """
     if weight_decay != 0:
         g = g + weight_decay * p
     sq = alpha * sq + alpha_c * g * g
     if centered:
         gavg = alpha * gavg + alpha_c * g
-        avg = np.sqrt(sq - gavg * gavg) + eps
+        avg = sqrt(sq - gavg * gavg) + eps
     else:
-        avg = np.sqrt(sq) + eps
+        avg = sqrt(sq) + eps
     if momentum != 0:
         buf = momentum * buf + g / avg
         p = p - lr * buf
@@ -286,10 +324,7 @@ def rmsprop_step(
     centered,
 ):
     """In place: see ``optim_reference.rmsprop_step``."""
-    if (momentum_buffer is None) != (momentum == 0):
-        raise ValueError("rmsprop_step: pass a momentum_buffer exactly when momentum != 0")
-    if (grad_avg is None) == bool(centered):
-        raise ValueError("rmsprop_step: pass a grad_avg exactly when centered is True")
+    check_rmsprop_options(momentum_buffer, grad_avg, momentum=momentum, centered=centered)
     p, g, sq, buf, gavg = _prepare(
         "rmsprop_step",
         param,
@@ -304,19 +339,12 @@ def rmsprop_step(
     )  # fmt: skip
 
 
-def _rmsprop_unchecked(
-    param, grad, square_avg, momentum_buffer, grad_avg, *, lr, alpha, eps, weight_decay, momentum,
-    centered,
-):  # fmt: skip
-    s = param.dtype.type
+def _rmsprop_unchecked(param, grad, square_avg, momentum_buffer, grad_avg, **hyper):
     unused = _UNUSED[param.dtype]
     buf = unused if momentum_buffer is None else momentum_buffer
     gavg = unused if grad_avg is None else grad_avg
     kernel = _rmsprop_parallel if config.parallel(param.size) else _rmsprop_serial
-    kernel(
-        param, grad, square_avg, buf, gavg, s(lr), s(alpha), s(1.0 - alpha), s(eps),
-        s(weight_decay), s(momentum), bool(centered),
-    )  # fmt: skip
+    kernel(param, grad, square_avg, buf, gavg, *ref.rmsprop_scalars(param.dtype, **hyper))
 
 
 rmsprop_step.unchecked = _rmsprop_unchecked
@@ -330,10 +358,17 @@ def _adam_update(
     p, g, m, v, v_max, beta1, beta1_c, beta2, beta2_c, eps, step_size, bc2_sqrt, weight_decay,
     decay, amsgrad,
 ):  # fmt: skip
-    """One element -> (new p, new m, new v, new v_max).
+    """One element -> (new p, new m, new v, new v_max). v_max is ignored (and returned as given)
+    unless amsgrad.
 
     beta*_c = 1 - beta*; step_size = lr / (1 - beta1^step); bc2_sqrt = sqrt(1 - beta2^step).
     Adam: weight_decay as given, decay = 1.  AdamW: weight_decay = 0, decay = 1 - lr * wd.
+
+    p = p * decay;  g = g + weight_decay * p
+    m = beta1 * m + (1 - beta1) * g                       (exp_avg)
+    v = beta2 * v + (1 - beta2) * g * g                   (exp_avg_sq)
+    v_max = max(v_max, v);  use v_max for v  if amsgrad
+    p = p - step_size * m / (sqrt(v) / bc2_sqrt + eps)
     """
     p = p * decay
     if weight_decay != 0:
@@ -342,9 +377,9 @@ def _adam_update(
     v = beta2 * v + beta2_c * g * g
     second_moment = v
     if amsgrad:
-        v_max = np.maximum(v_max, v)  # NaN-propagating, as numpy and PyTorch
+        v_max = v if (v > v_max or v != v) else v_max  # NaN-propagating, as numpy and PyTorch
         second_moment = v_max
-    return p - step_size * m / (np.sqrt(second_moment) / bc2_sqrt + eps), m, v, v_max
+    return p - step_size * m / (sqrt(second_moment) / bc2_sqrt + eps), m, v, v_max
 
 
 @njit(parallel=True, **_JIT)
@@ -394,10 +429,7 @@ def adam_step(
     decoupled_weight_decay,
 ):
     """In place: see ``optim_reference.adam_step``."""
-    if (max_exp_avg_sq is None) == bool(amsgrad):
-        raise ValueError("adam_step: pass a max_exp_avg_sq exactly when amsgrad is True")
-    if step < 1:
-        raise ValueError(f"adam_step: step must be >= 1, got {step}")
+    check_adam_options(max_exp_avg_sq, amsgrad=amsgrad, step=step)
     p, g, m, v, v_max = _prepare(
         "adam_step",
         param,
@@ -412,27 +444,10 @@ def adam_step(
     )  # fmt: skip
 
 
-def _adam_unchecked(
-    param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta1, beta2, eps,
-    weight_decay, amsgrad, decoupled_weight_decay,
-):  # fmt: skip
-    # Per-step constants in float64, rounded once to the param's dtype.
-    bias_correction1 = 1.0 - beta1**step
-    bias_correction2 = 1.0 - beta2**step
-    step_size = lr / bias_correction1
-    bc2_sqrt = bias_correction2**0.5
-    if decoupled_weight_decay:
-        coupled_decay, decay = 0.0, 1.0 - lr * weight_decay
-    else:
-        coupled_decay, decay = weight_decay, 1.0
-    s = param.dtype.type
+def _adam_unchecked(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, **hyper):
     v_max = _UNUSED[param.dtype] if max_exp_avg_sq is None else max_exp_avg_sq
     kernel = _adam_parallel if config.parallel(param.size) else _adam_serial
-    kernel(
-        param, grad, exp_avg, exp_avg_sq, v_max, s(beta1), s(1.0 - beta1), s(beta2),
-        s(1.0 - beta2), s(eps), s(step_size), s(bc2_sqrt), s(coupled_decay), s(decay),
-        bool(amsgrad),
-    )  # fmt: skip
+    kernel(param, grad, exp_avg, exp_avg_sq, v_max, *ref.adam_scalars(param.dtype, **hyper))
 
 
 adam_step.unchecked = _adam_unchecked

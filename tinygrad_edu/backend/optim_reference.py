@@ -2,7 +2,9 @@
 
 Each function updates ``param`` and its state buffers in place, exactly as the matching
 ``torch.optim`` optimizer does (its single-tensor code path). The fast backends (``optim_cpu``,
-a CUDA one) implement the same names and signatures and are tested against these.
+``cuda_optim``) implement the same names and signatures and are tested against these; they share
+the per-element form of each rule (written once in ``optim_cpu``), and the option checks and
+per-step scalars below.
 
 Conventions shared by every step function and every backend:
 
@@ -24,6 +26,9 @@ __all__ = [
     "adadelta_step",
     "adagrad_step",
     "adam_step",
+    "check_adam_options",
+    "check_rmsprop_options",
+    "check_sgd_options",
     "check_step_arrays",
     "rmsprop_step",
     "sgd_step",
@@ -58,6 +63,43 @@ def _require(step_name: str, condition: bool, message: str) -> None:
         raise ValueError(f"{step_name}: {message}")
 
 
+# The checks of which optional buffers are passed (and of ``step``), shared by every backend.
+
+
+def check_sgd_options(momentum_buffer, momentum) -> None:
+    """Raise ValueError unless a momentum_buffer is passed exactly when momentum != 0."""
+    _require(
+        "sgd_step",
+        (momentum_buffer is None) == (momentum == 0),
+        "pass a momentum_buffer exactly when momentum != 0",
+    )
+
+
+def check_rmsprop_options(momentum_buffer, grad_avg, *, momentum, centered) -> None:
+    """Raise ValueError unless momentum_buffer is passed exactly when momentum != 0 and grad_avg
+    exactly when centered."""
+    _require(
+        "rmsprop_step",
+        (momentum_buffer is None) == (momentum == 0),
+        "pass a momentum_buffer exactly when momentum != 0",
+    )
+    _require(
+        "rmsprop_step",
+        (grad_avg is None) != bool(centered),
+        "pass a grad_avg exactly when centered is True",
+    )
+
+
+def check_adam_options(max_exp_avg_sq, *, amsgrad, step) -> None:
+    """Raise ValueError unless max_exp_avg_sq is passed exactly when amsgrad and step >= 1."""
+    _require(
+        "adam_step",
+        (max_exp_avg_sq is None) != bool(amsgrad),
+        "pass a max_exp_avg_sq exactly when amsgrad is True",
+    )
+    _require("adam_step", step >= 1, f"step must be >= 1, got {step}")
+
+
 # ----- SGD, momentum, Nesterov -----
 
 
@@ -71,11 +113,7 @@ def sgd_step(param, grad, momentum_buffer, *, lr, momentum, dampening, weight_de
     that by passing a zero buffer and ``dampening=0`` on a parameter's first step.
     """
     check_step_arrays("sgd_step", param, grad, momentum_buffer=momentum_buffer)
-    _require(
-        "sgd_step",
-        (momentum_buffer is None) == (momentum == 0),
-        "pass a momentum_buffer exactly when momentum != 0",
-    )
+    check_sgd_options(momentum_buffer, momentum)
     if weight_decay != 0:
         grad = grad + weight_decay * param
     if momentum != 0:
@@ -153,16 +191,7 @@ def rmsprop_step(
         momentum_buffer=momentum_buffer,
         grad_avg=grad_avg,
     )
-    _require(
-        "rmsprop_step",
-        (momentum_buffer is None) == (momentum == 0),
-        "pass a momentum_buffer exactly when momentum != 0",
-    )
-    _require(
-        "rmsprop_step",
-        (grad_avg is None) != bool(centered),
-        "pass a grad_avg exactly when centered is True",
-    )
+    check_rmsprop_options(momentum_buffer, grad_avg, momentum=momentum, centered=centered)
     if weight_decay != 0:
         grad = grad + weight_decay * param
     square_avg[...] = alpha * square_avg + (1 - alpha) * grad * grad
@@ -211,12 +240,7 @@ def adam_step(
         exp_avg_sq=exp_avg_sq,
         max_exp_avg_sq=max_exp_avg_sq,
     )
-    _require(
-        "adam_step",
-        (max_exp_avg_sq is None) != bool(amsgrad),
-        "pass a max_exp_avg_sq exactly when amsgrad is True",
-    )
-    _require("adam_step", step >= 1, f"step must be >= 1, got {step}")
+    check_adam_options(max_exp_avg_sq, amsgrad=amsgrad, step=step)
     if weight_decay != 0:
         if decoupled_weight_decay:
             param *= 1 - lr * weight_decay
@@ -233,3 +257,57 @@ def adam_step(
         second_moment = exp_avg_sq
     denom = np.sqrt(second_moment) / math.sqrt(bias_correction2) + eps
     param -= (lr / bias_correction1) * exp_avg / denom
+
+
+# ----- per-step scalars for the compiled kernels -----
+# The Numba and CUDA kernels take their hyperparameters as scalars of the param's dtype. Per-step
+# constants (bias corrections, decayed learning rates, 1 - beta) are worked out here in float64,
+# then everything is rounded once to the param's dtype, so float32 params are updated in float32
+# arithmetic, as numpy and PyTorch do.
+
+
+def sgd_scalars(dtype, *, lr, momentum, dampening, weight_decay, nesterov):
+    """(lr, momentum, dampening_c, weight_decay, nesterov) for ``sgd_update``."""
+    s = dtype.type
+    return s(lr), s(momentum), s(1.0 - dampening), s(weight_decay), bool(nesterov)
+
+
+def adagrad_scalars(dtype, *, step, lr, lr_decay, weight_decay, eps):
+    """(clr, weight_decay, eps) for ``adagrad_update``; clr in float64, then rounded once."""
+    s = dtype.type
+    clr = lr / (1.0 + (step - 1) * lr_decay)
+    return s(clr), s(weight_decay), s(eps)
+
+
+def adadelta_scalars(dtype, *, lr, rho, eps, weight_decay):
+    """(lr, rho, rho_c, eps, weight_decay) for ``adadelta_update``."""
+    s = dtype.type
+    return s(lr), s(rho), s(1.0 - rho), s(eps), s(weight_decay)
+
+
+def rmsprop_scalars(dtype, *, lr, alpha, eps, weight_decay, momentum, centered):
+    """(lr, alpha, alpha_c, eps, weight_decay, momentum, centered) for ``rmsprop_update``."""
+    s = dtype.type
+    return (
+        s(lr), s(alpha), s(1.0 - alpha), s(eps), s(weight_decay), s(momentum), bool(centered),
+    )  # fmt: skip
+
+
+def adam_scalars(
+    dtype, *, step, lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled_weight_decay
+):
+    """(beta1, beta1_c, beta2, beta2_c, eps, step_size, bc2_sqrt, weight_decay, decay, amsgrad)
+    for ``adam_update``: the per-step constants in float64, each rounded once to ``dtype``."""
+    bias_correction1 = 1.0 - beta1**step
+    bias_correction2 = 1.0 - beta2**step
+    step_size = lr / bias_correction1
+    bc2_sqrt = bias_correction2**0.5
+    if decoupled_weight_decay:
+        coupled_decay, decay = 0.0, 1.0 - lr * weight_decay
+    else:
+        coupled_decay, decay = weight_decay, 1.0
+    s = dtype.type
+    return (
+        s(beta1), s(1.0 - beta1), s(beta2), s(1.0 - beta2), s(eps), s(step_size), s(bc2_sqrt),
+        s(coupled_decay), s(decay), bool(amsgrad),
+    )  # fmt: skip
