@@ -555,14 +555,12 @@ class Tensor:
 
     def __getitem__(self, index: Any) -> Tensor:
         index = _normalize_index(index)
-        try:
-            # Try the index on a zero-memory stand-in of the same shape: numpy says what is wrong.
-            np.broadcast_to(np.empty((), dtype=np.bool_), self.shape)[index]
+        try:  # every backend indexes with numpy's rules and raises numpy's errors: reword them
+            return F.GetItem.apply(self, index)
         except IndexError as exc:
             raise TensorIndexError(f"getitem: {exc} (tensor shape {self.shape})") from None
         except (TypeError, ValueError) as exc:
             raise TypeError(f"getitem: invalid index {index!r} ({exc})") from None
-        return F.GetItem.apply(self, index)
 
     # ----- linear algebra and the softmax family -----
 

@@ -537,9 +537,9 @@ def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 def softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    out = log_softmax(x, axis)
     if _rows(x, axis) is None:
         return reference.softmax(x, axis)
+    out = log_softmax(x, axis)  # then exp in place: one more pass, no new array
     flat = out.reshape(-1)
     _unary_kernel(flat.size)(_UNARY_CODES["exp"], flat, flat)  # in place
     return out
