@@ -457,12 +457,24 @@ def test_cross_entropy_rows(rng, dtype, size):
             cpu.cross_entropy_backward(g_rows, probs, labels),
             ref.cross_entropy_backward(g_rows, ref_probs, labels),
         )
-        # one upstream value shared by every row (the mean and sum reductions) == broadcasting it
-        shared = g_rows[:1]
-        assert_same(
-            cpu.cross_entropy_backward(shared, probs, labels),
-            ref.cross_entropy_backward(np.repeat(shared, n), ref_probs, labels),
-        )
+        # "sum" and "mean": the kernel reduces the losses; float64 accumulation vs numpy's sum
+        for reduction, divide in (("sum", 1), ("mean", n)):
+            loss, probs_r = cpu.cross_entropy_forward(z, labels, reduction)
+            ref_loss, _ = ref.cross_entropy_forward(z, labels, reduction)
+            assert loss.shape == () and loss.dtype == dtype and probs_r.shape == (n, c)
+            expected = ref_losses.astype(np.float64).sum() / divide
+            np.testing.assert_allclose(loss, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+            assert_same(loss, ref_loss, rtol=1e-5 if dtype == np.float32 else 1e-12)
+            # one upstream value shared by every row (divided by n for the mean) == broadcasting
+            shared = g_rows[0].reshape(())
+            assert_same(
+                cpu.cross_entropy_backward(shared, probs, labels, reduction),
+                ref.cross_entropy_backward(np.repeat(shared / divide, n), ref_probs, labels),
+            )
+            assert_same(
+                ref.cross_entropy_backward(shared, ref_probs, labels, reduction),
+                ref.cross_entropy_backward(np.repeat(shared / divide, n), ref_probs, labels),
+            )
     # probabilities sum to one; the loss is -log of the label's probability
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(
@@ -525,6 +537,56 @@ def test_linear_forward_and_backward(rng, dtype, size, activation):
                 assert (a is None) == (not needed)
                 if needed:
                     assert_same(a, e, **tol)
+
+
+# (rows, in_features, out_features): fewer than one 4 x 2 block, exact blocks, overlapping last
+# blocks, one feature, and the chapter's 784-15 layer at batch 32 (which linear_forward sends here)
+SMALL_LINEAR_SHAPES = [(1, 1, 1), (3, 7, 1), (4, 1, 2), (5, 3, 3), (9, 2, 5), (8, 300, 4)]
+SMALL_LINEAR_SHAPES += [(32, 784, 15)]
+
+
+@pytest.mark.parametrize("shape", SMALL_LINEAR_SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh"])
+def test_small_linear_kernel(rng, dtype, shape, activation):
+    n, k, m = shape
+    x = rng.standard_normal((n, k)).astype(dtype)
+    w = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal(m).astype(dtype)
+    act = {
+        None: lambda z: z,
+        "relu": lambda z: np.maximum(z, 0),
+        "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+        "tanh": np.tanh,
+    }[activation]
+    # The kernel sums in another order than numpy: bound the difference by k roundings of the
+    # sum of |terms| (activations are 1-Lipschitz).
+    eps = np.finfo(dtype).eps
+    bound = (k + 2) * eps * (np.abs(x).astype(np.float64) @ np.abs(w.T) + np.abs(b)) + 4 * eps
+    for bias, has_bias in ((b, True), (w[0], False)):
+        z = x.astype(np.float64) @ w.T.astype(np.float64) + (b if has_bias else 0)
+        y = np.full((n, m), np.nan, dtype=dtype)
+        with Unchanged(x, w, b):
+            cpu._linear_small(x, w, bias, has_bias, cpu._ACTIVATION_CODES[activation], y)
+        assert np.all(np.abs(y - act(z)) <= bound), np.max(np.abs(y - act(z)) - bound)
+        if n * m <= config.SMALL_LINEAR_MAX and (k >= 256 or n * m <= 256):  # the path taken
+            got = cpu.linear_forward(x, w, b if has_bias else None, activation)
+            np.testing.assert_array_equal(got, y)
+
+
+def test_small_linear_kernel_nan_inf_and_strided_input(rng):
+    x = rng.standard_normal((6, 5))
+    w = rng.standard_normal((3, 5))
+    x[1, 2], x[4, 0] = np.nan, np.inf
+    w[2, 0] = 0.0  # inf * 0 = nan, as in numpy's product
+    with np.errstate(invalid="ignore"):
+        expected = x @ w.T
+    got = cpu.linear_forward(x, w, None)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got, expected, rtol=1e-13, equal_nan=True)
+    wide = rng.standard_normal((6, 10))
+    strided = wide[:, ::2]  # not contiguous: BLAS, same numbers
+    assert_same(cpu.linear_forward(strided, w, None), strided @ w.T)
 
 
 def _linear_forward(backend, x, w, b, activation):

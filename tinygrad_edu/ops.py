@@ -429,19 +429,16 @@ class CrossEntropy(Function):
     dL_i/dz_i = softmax(z_i) - onehot(y_i).  ``reduction`` is "mean", "sum" or "none"."""
 
     def forward(ctx, logits, labels, reduction):
-        b = ctx.backend
-        losses, ctx.probs = b.cross_entropy_forward(logits, labels)
-        ctx.labels, ctx.reduction, ctx.n = labels, reduction, logits.shape[0]
-        if reduction == "none":
-            return losses
-        total = b.sum(losses, None, False)
-        return b.binary("div", total, float(ctx.n)) if reduction == "mean" else total
+        # The kernel reduces the losses too: one call for the whole loss.
+        loss, ctx.probs = ctx.backend.cross_entropy_forward(logits, labels, reduction)
+        ctx.labels, ctx.reduction = labels, reduction
+        return loss
 
     def backward(ctx, g):
-        b = ctx.backend
-        if ctx.reduction == "none":
-            g_rows = g
-        else:  # every row gets the same upstream gradient: pass it once
-            scale = g if ctx.reduction == "sum" else b.binary("div", g, float(max(ctx.n, 1)))
-            g_rows = b.reshape(scale, (1,))
-        return b.cross_entropy_backward(g_rows, ctx.probs, ctx.labels), None, None
+        # With "sum" or "mean" every row shares the one upstream gradient (divided by N for
+        # "mean"): the kernel takes it as it is, with no array of N copies.
+        return (
+            ctx.backend.cross_entropy_backward(g, ctx.probs, ctx.labels, ctx.reduction),
+            None,
+            None,
+        )

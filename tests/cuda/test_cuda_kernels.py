@@ -295,6 +295,14 @@ def test_cross_entropy(C, dev, check, rng, labels_on_device):
         C.cross_entropy_backward(dev(g_rows), probs, lab),
         R.cross_entropy_backward(g_rows, ref_probs, labels),
     )
+    for reduction in ("sum", "mean"):
+        loss, _ = C.cross_entropy_forward(dev(logits), lab, reduction)
+        check(loss, R.cross_entropy_forward(logits, labels, reduction)[0])
+        g = np.array(1.7)
+        check(
+            C.cross_entropy_backward(dev(g), probs, lab, reduction),
+            R.cross_entropy_backward(g, ref_probs, labels, reduction),
+        )
     with pytest.raises(ValueError, match="labels"):
         C.cross_entropy_forward(dev(logits), labels[:3])
     with pytest.raises(ValueError, match="out of range"):

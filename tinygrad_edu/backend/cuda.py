@@ -746,9 +746,10 @@ def _labels_on_device(logits, labels):
     return _flat(labels)
 
 
-def cross_entropy_forward(logits, labels):
-    """Per-row loss -log softmax(z)[label] and the softmax probabilities (saved for backward),
-    for (n, c) logits; one thread per row."""
+def cross_entropy_forward(logits, labels, reduction="none"):
+    """(loss, probs): per-row losses -log softmax(z)[label] (one thread per row of the (n, c)
+    logits), reduced by ``reduction`` ("none", "sum", "mean"), and the softmax probabilities
+    (saved for backward)."""
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: expected (n, classes) logits, got shape {logits.shape}")
     n, c = logits.shape
@@ -757,18 +758,23 @@ def cross_entropy_forward(logits, labels):
     probs = _empty((n, c), logits.dtype)
     if n and c:
         K.cross_entropy_rows_kernel[_grid(n)](logits, labels, losses, probs)
-    return losses, probs
+    if reduction == "none":
+        return losses, probs
+    total = sum(losses, None, False)
+    return (binary("div", total, float(n)) if reduction == "mean" else total), probs
 
 
-def cross_entropy_backward(g_rows, probs, labels):
-    """dz = (softmax(z) - onehot(label)) * g, one thread per element."""
+def cross_entropy_backward(g, probs, labels, reduction="none"):
+    """dz = (softmax(z) - onehot(label)) * g_i, one thread per element; with "sum" and "mean"
+    the one gradient of the reduced loss is shared by every row (divided by n for "mean")."""
     n, c = probs.shape
     labels = _labels_on_device(probs, labels)
     out = _empty((n, c), probs.dtype)
     if out.size:
-        if g_rows.dtype != probs.dtype:
-            g_rows = astype(g_rows, probs.dtype)
-        K.cross_entropy_backward_kernel[_grid(out.size)](_flat(g_rows), probs, labels, out)
+        if g.dtype != probs.dtype:
+            g = astype(g, probs.dtype)
+        scale = 1.0 / n if reduction == "mean" else 1.0
+        K.cross_entropy_backward_kernel[_grid(out.size)](_flat(g), scale, probs, labels, out)
     return out
 
 

@@ -399,15 +399,15 @@ def cross_entropy_rows_kernel(logits, labels, losses, probs):
 
 
 @cuda.jit
-def cross_entropy_backward_kernel(g_rows, probs, labels, out):
-    """Thread t writes out[i, j] = (probs[i, j] - onehot(label_i)[j]) * g_rows[i] for its
-    elements (flat index e = i * c + j); a g_rows of length 1 is shared by every row."""
+def cross_entropy_backward_kernel(g_rows, scale, probs, labels, out):
+    """Thread t writes out[i, j] = (probs[i, j] - onehot(label_i)[j]) * g_rows[i] * scale for
+    its elements (flat index e = i * c + j); a g_rows of length 1 is shared by every row."""
     n, c = probs.shape
     for e in range(cuda.grid(1), n * c, cuda.gridsize(1)):
         i = e // c
         j = e % c
         d = probs[i, j] - 1 if j == labels[i] else probs[i, j]
-        out[i, j] = d * (g_rows[i] if g_rows.shape[0] == n else g_rows[0])
+        out[i, j] = d * (g_rows[i] if g_rows.shape[0] == n else g_rows[0]) * scale
 
 
 # ----- random numbers: one xoroshiro128+ generator state per thread -----

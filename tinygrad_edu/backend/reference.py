@@ -329,12 +329,19 @@ def log_softmax_backward(g: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
     return g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)
 
 
-def cross_entropy_forward(logits: np.ndarray, labels: np.ndarray):
-    """Per-row loss -log softmax(z)[label] and the softmax probabilities (saved for backward)."""
+def cross_entropy_forward(logits: np.ndarray, labels: np.ndarray, reduction: str = "none"):
+    """(loss, probs): the per-row losses -log softmax(z)[label], reduced by ``reduction``
+    ("none": all N of them, "sum" or "mean": a 0-d array), and the softmax probabilities
+    (saved for the backward pass)."""
     check_labels(logits, labels)
     logp = log_softmax(logits, axis=1)
     losses = -logp[np.arange(len(labels)), labels]
-    return losses, np.exp(logp)
+    if reduction == "none":
+        return losses, np.exp(logp)
+    total = np.sum(losses)
+    if reduction == "mean":
+        total = total / len(labels) if len(labels) else np.full((), np.nan, losses.dtype)
+    return np.asarray(total, dtype=losses.dtype), np.exp(logp)
 
 
 def check_labels(logits: np.ndarray, labels: np.ndarray) -> None:
@@ -353,10 +360,16 @@ def check_labels(logits: np.ndarray, labels: np.ndarray) -> None:
         )
 
 
-def cross_entropy_backward(g_rows: np.ndarray, probs: np.ndarray, labels: np.ndarray):
-    """dz = (softmax(z) - onehot(label)) * g, row by row; ``g_rows`` has one entry per row,
-    or a single entry shared by every row (the mean and sum reductions)."""
+def cross_entropy_backward(
+    g: np.ndarray, probs: np.ndarray, labels: np.ndarray, reduction: str = "none"
+) -> np.ndarray:
+    """dz = (softmax(z) - onehot(label)) * dL/d(loss_i): ``g`` holds one entry per row
+    (reduction "none") or the one gradient of the reduced loss, which every row shares ("sum"),
+    divided by N ("mean")."""
     d = probs.copy()
     d[np.arange(len(labels)), labels] -= 1
-    d *= g_rows.reshape(-1, 1)
+    g_rows = g.reshape(-1, 1)
+    if reduction == "mean":
+        g_rows = g_rows / (len(labels) or 1)
+    d *= g_rows
     return d
