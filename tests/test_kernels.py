@@ -585,8 +585,9 @@ def test_small_linear_kernel_nan_inf_and_strided_input(rng):
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
     np.testing.assert_allclose(got, expected, rtol=1e-13, equal_nan=True)
     wide = rng.standard_normal((6, 10))
-    strided = wide[:, ::2]  # not contiguous: BLAS, same numbers
+    strided = wide[:, ::2]  # not contiguous: the kernel reads it through its strides
     assert_same(cpu.linear_forward(strided, w, None), strided @ w.T)
+    assert_same(cpu.linear_forward(strided, w[:, ::-1], None), strided @ w[:, ::-1].T)
 
 
 def _linear_forward(backend, x, w, b, activation):

@@ -12,7 +12,9 @@ loss back to the leaves, each node once, and adds up the gradients that reach ea
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator
+from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -49,7 +51,8 @@ class Function:
     ``backward`` will need with ``ctx.save_for_backward(...)`` or as attributes.
     """
 
-    __slots__ = ("backend", "parents", "needs_input_grad", "saved", "released", "__dict__")
+    __slots__ = ("backend", "parents", "needs_input_grad", "saved", "released", "seq", "__dict__")
+    device: str | None = None  # where the output lives, if not on the inputs' device (ToDevice)
 
     def forward(ctx, *args: Any, **kwargs: Any) -> Any:  # arrays in, one array out
         raise NotImplementedError
@@ -63,15 +66,17 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Any, **kwargs: Any) -> Tensor:
         """Run the op on Tensors (and Python scalars) and record it in the graph if needed."""
-        # NOTE: this runs once per operation, so it is written for speed: one pass over inputs.
+        # NOTE: this runs once per operation, so it is written for speed: one pass over inputs,
+        # no helper calls.
         Tensor = _Tensor or _tensor_class()
-        arrays, needs, device, backend = [], [], None, None
+        ctx = cls()
+        arrays, needs, device = [], [], None
         for t in inputs:
             if isinstance(t, Tensor):
                 arrays.append(t._data)
                 needs.append(t.requires_grad)
                 if device is None:
-                    device, backend = t.device, t._backend
+                    device, ctx.backend = t.device, t._backend
                 elif t.device != device:
                     raise RuntimeError(
                         f"{cls.__name__.lower()}: tensors are on different devices, "
@@ -80,17 +85,19 @@ class Function:
             else:
                 arrays.append(t)
                 needs.append(False)
-        ctx = cls()
-        ctx.backend = backend
+        if device is None:
+            raise TypeError(f"{cls.__name__}.apply: expected at least one Tensor among the inputs")
         result = ctx.forward(*arrays, **kwargs)
+        out = Tensor.__new__(Tensor)  # Tensor._wrap, inlined
+        out._data, out.grad = result, None
         # An op's output lives on its inputs' device, unless the op moves it (ops.ToDevice).
-        out = Tensor._wrap(result, getattr(ctx, "device", device), ctx.backend)
+        out.device, out._backend = ctx.device or device, ctx.backend
         if _grad_enabled and True in needs:
-            ctx.parents = inputs
-            ctx.needs_input_grad = tuple(needs)
-            ctx.released = False
-            out.requires_grad = True
-            out._ctx = ctx
+            ctx.seq = next(_creation_numbers)  # orders the backward walk
+            ctx.parents, ctx.needs_input_grad, ctx.released = inputs, tuple(needs), False
+            out.requires_grad, out._ctx = True, ctx
+        else:
+            out.requires_grad, out._ctx = False, None
         return out
 
 
@@ -105,84 +112,75 @@ def _tensor_class() -> type:
 
 
 _Tensor: type | None = None
+_creation_numbers = itertools.count()
 
 
 # ----- the backward walk -----
 
 
-def topological_order(root: Tensor) -> list[Tensor]:
-    """Tensors that lead to ``root`` (and need a gradient), each listed after its inputs.
-
-    Iterative depth-first search, so a 10,000-op chain does not hit Python's recursion limit.
-    (Tensors hash by identity, so they key sets and dicts directly.)
-    """
-    order: list[Tensor] = []
-    visited: set[Tensor] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        node, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(node)
-            continue
-        if node in visited:
-            continue
-        visited.add(node)
-        stack.append((node, True))
-        if node._ctx is not None:
-            for parent, needed in zip(node._ctx.parents, node._ctx.needs_input_grad):
-                if needed and parent not in visited:
-                    stack.append((parent, False))
-    return order
-
-
 def backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
-    """Apply the chain rule from ``root`` (with dL/d(root) = ``grad``) back to the leaves."""
-    order = topological_order(root)
-    grads: dict[Tensor, Any] = {root: grad}
-    handed_to_leaves: set[int] = {id(grad)}  # arrays that someone else may also hold
-    for node in reversed(order):  # outputs before inputs
-        g = grads.pop(node, None)
-        if g is None:
-            continue
+    """Apply the chain rule from ``root`` (with dL/d(root) = ``grad``) back to the leaves.
+
+    Nodes are visited newest first. An op's inputs always exist before the op runs, so every
+    node that uses a tensor is newer than the tensor: by the time the walk reaches a tensor, all
+    of its uses have been visited and its gradient is complete. A heap ordered by the nodes'
+    creation numbers gives that order without a separate topological sort, and it only ever
+    holds nodes that a gradient has reached (so a 10,000-op chain needs no recursion).
+    """
+    grads: dict[Tensor, Any] = {root: grad}  # the gradients that have reached each tensor
+    leaves: list[Tensor] = []  # the leaves reached, in order
+    heap: list[tuple[int, Tensor]] = []  # (-creation number, tensor made by that node)
+    if root._ctx is None:
+        leaves.append(root)
+    else:
+        heap.append((-root._ctx.seq, root))
+    while heap:
+        node = heappop(heap)[1]
         ctx = node._ctx
-        if ctx is None:  # a leaf: keep the gradient, adding to what is already there
-            _accumulate_leaf(node, g, handed_to_leaves)
-            continue
         if ctx.released:
             raise RuntimeError(
                 f"backward: trying to go through the graph a second time ({type(ctx).__name__} "
                 "has already released its saved values); call backward(retain_graph=True) "
                 "the first time if you need to"
             )
-        input_grads = ctx.backward(g)
+        input_grads = ctx.backward(grads.pop(node))
         if type(input_grads) is not tuple:
             input_grads = (input_grads,)
         for parent, pg, needed in zip(ctx.parents, input_grads, ctx.needs_input_grad):
             if not needed or pg is None:
                 continue
-            backend = parent._backend  # not ctx's: ToDevice hands gradients across devices
-            if pg.dtype != parent._data.dtype:  # a float32 input used in a float64 expression
-                pg = backend.astype(pg, parent._data.dtype)
+            dtype = parent._data.dtype
+            if pg.dtype is not dtype and pg.dtype != dtype:  # float32 input, float64 expression
+                pg = parent._backend.astype(pg, dtype)  # parent's backend: see ops.ToDevice
             previous = grads.get(parent)
-            grads[parent] = pg if previous is None else backend.binary("add", previous, pg)
+            if previous is not None:  # a tensor used more than once: its gradients add up
+                grads[parent] = parent._backend.binary("add", previous, pg)
+                continue
+            grads[parent] = pg
+            if parent._ctx is None:
+                leaves.append(parent)
+            else:
+                heappush(heap, (-parent._ctx.seq, parent))
         if not retain_graph:
             ctx.saved = None
             ctx.released = True
             ctx.__dict__.clear()
+    handed_out = {id(grad)}  # arrays that someone else may also hold
+    for leaf in leaves:
+        _accumulate_leaf(leaf, grads[leaf], handed_out)
 
 
 def _accumulate_leaf(leaf: Tensor, g: Any, handed_out: set[int]) -> None:
+    """Keep ``g`` as the leaf's gradient, adding it to what is already there."""
     backend = leaf._backend
-    if g.shape != leaf.shape:  # a broadcast view, e.g. from sum's backward
-        g = backend.copy(backend.broadcast_to(g, leaf.shape))
+    if g.shape != leaf._data.shape:  # a broadcast view, e.g. from sum's backward
+        g = backend.copy(backend.broadcast_to(g, leaf._data.shape))
     elif id(g) in handed_out or backend.is_view(g):
         # NOTE: the same array can reach two leaves (x + y passes g to both) or be a view of the
         # user's grad; each leaf gets memory of its own so in-place edits of one .grad stay local.
         g = backend.copy(g)
     handed_out.add(id(g))
-    if leaf.grad is None:
-        leaf.grad = _tensor_class()._wrap(g, leaf.device, backend)
-    else:
-        leaf.grad = _tensor_class()._wrap(
-            backend.binary("add", leaf.grad._data, g), leaf.device, backend
-        )
+    Tensor = _Tensor or _tensor_class()
+    if leaf.grad is not None:
+        g = backend.binary("add", leaf.grad._data, g)
+    leaf.grad = Tensor._wrap(g, leaf.device, backend)

@@ -708,22 +708,15 @@ _ACTIVATION_BACKWARD = {
 
 
 def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, activation=None):
-    if x.ndim != 2 or not _floats(x, w) or (b is not None and not _floats(x, b)):
+    if x.ndim != 2 or not (_floats(x, w) if b is None else _floats(x, w, b)):
         return reference.linear_forward(x, w, b, activation)
-    n, k_dim = x.shape
-    bias = b if b is not None else w[0]  # a stand-in the kernels never read
-    code = _ACTIVATION_CODES[activation]
-    outputs = n * w.shape[0]
-    if (
-        outputs <= config.SMALL_LINEAR_MAX
-        and (k_dim >= 256 or 0 < outputs <= 256)
-        and k_dim > 0  # the kernel reads x[i, 0]
-        and x.flags.c_contiguous
-    ):
+    (n, k_dim), m = x.shape, w.shape[0]
+    bias = w[0] if b is None else b  # w[0]: a stand-in the kernels never read
+    if n * m <= config.SMALL_LINEAR_MAX and (k_dim >= 256 or n * m <= 256) and k_dim:
         # Small layers (see config.SMALL_LINEAR_MAX): one kernel call for product, bias and
-        # activation.
-        y = np.empty((n, w.shape[0]), dtype=x.dtype)
-        _linear_small(x, np.ascontiguousarray(w), bias, b is not None, code, y)
+        # activation. (k_dim > 0: the kernel reads x[i, 0].)
+        y = np.empty((n, m), dtype=x.dtype)
+        _linear_small(x, w, bias, b is not None, _ACTIVATION_CODES[activation], y)
         return y
     y = x @ w.T  # BLAS reads w transposed in place: no copy
     if b is None and activation is None:
@@ -732,7 +725,7 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, activatio
         # Large: add the bias in the kernel, then numpy's vectorised exp/tanh (see unary).
         _bias_activation_rows(y.size)(y, bias, b is not None, _ACTIVATION_CODES[None])
         return reference.unary(activation, y)
-    _bias_activation_rows(y.size)(y, bias, b is not None, code)
+    _bias_activation_rows(y.size)(y, bias, b is not None, _ACTIVATION_CODES[activation])
     return y
 
 

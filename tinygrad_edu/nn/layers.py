@@ -76,10 +76,10 @@ class Linear(Module):
     def forward(self, x: Tensor, activation: str | None = None) -> Tensor:
         """``activation`` ("relu", "sigmoid", "tanh") is applied inside the same fused op;
         ``Sequential`` passes it when this layer is followed by that activation."""
-        x = _check_input(x, "Linear")
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
+        shape = _check_input(x, "Linear").shape
+        if not shape or shape[-1] != self.in_features:
             raise ValueError(
-                f"Linear: input of shape {x.shape} does not match in_features="
+                f"Linear: input of shape {shape} does not match in_features="
                 f"{self.in_features}; expected shape (..., {self.in_features})"
             )
         w, b = self.weight, self.bias
@@ -89,11 +89,11 @@ class Linear(Module):
             else:
                 w = _to_float64(w)
                 b = None if b is None else _to_float64(b)
-        lead = x.shape[:-1]
-        if x.ndim != 2:  # the fused kernel wants a matrix: one row per sample
-            x = x.reshape(-1, self.in_features)
-        y = ops.Linear.apply(x, w, b, activation)
-        return y if len(lead) == 1 else y.reshape(lead + (self.out_features,))
+        if len(shape) == 2:
+            return ops.Linear.apply(x, w, b, activation)
+        # The fused op wants a matrix, one row per sample: flatten the leading dims, then restore.
+        y = ops.Linear.apply(x.reshape(-1, self.in_features), w, b, activation)
+        return y.reshape(shape[:-1] + (self.out_features,))
 
     def extra_repr(self) -> str:
         return (
@@ -152,20 +152,35 @@ class Sequential(Module):
             raise IndexError(f"Sequential: index {index!r} out of range for {len(layers)} layers")
         return layers[index]
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        self.__dict__.pop("_fused_plan", None)  # the layers may have changed: plan again
+
+    def __delattr__(self, name: str) -> None:
+        super().__delattr__(name)
+        self.__dict__.pop("_fused_plan", None)
+
+    def _plan(self) -> list[tuple[Module, str | None]]:
+        """The layers in order as (layer, activation fused into it), worked out once."""
+        plan = self.__dict__.get("_fused_plan")
+        if plan is None:
+            layers, plan, i = self._layers(), [], 0
+            while i < len(layers):
+                following = type(layers[i + 1]) if i + 1 < len(layers) else None
+                if type(layers[i]) is Linear and following in _FUSABLE:
+                    # Linear then ReLU/Sigmoid/Tanh: one fused op (one graph node, one pass over
+                    # the output) instead of two; the numbers are the same.
+                    plan.append((layers[i], _FUSABLE[following]))
+                    i += 2
+                else:
+                    plan.append((layers[i], None))
+                    i += 1
+            self.__dict__["_fused_plan"] = plan  # not through __setattr__: not a child
+        return plan
+
     def forward(self, x: Tensor) -> Tensor:
-        layers = self._layers()
-        i = 0
-        while i < len(layers):
-            layer = layers[i]
-            following = type(layers[i + 1]) if i + 1 < len(layers) else None
-            if type(layer) is Linear and following in _FUSABLE:
-                # Linear then ReLU/Sigmoid/Tanh: one fused op (one graph node, one pass over
-                # the output) instead of two; the numbers are the same.
-                x = layer(x, activation=_FUSABLE[following])
-                i += 2
-            else:
-                x = layer(x)
-                i += 1
+        for layer, activation in self._plan():
+            x = layer(x) if activation is None else layer(x, activation=activation)
         return x
 
 
