@@ -295,7 +295,7 @@ class Tensor:
                     f"backward: grad can be omitted only for a single-element output; "
                     f"this one has shape {self.shape}. Pass grad= of that shape."
                 )
-            g = np.ones(self.shape, dtype=self.dtype)
+            g = np.array(1, dtype=self.dtype).reshape(self.shape)  # np.ones is slower
         else:
             g = np.asarray(grad.numpy() if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if g.shape != self.shape:

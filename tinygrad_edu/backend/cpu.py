@@ -40,7 +40,6 @@ from tinygrad_edu.backend.reference import (  # noqa: F401  (part of the interfa
     asarray,
     astype,
     bernoulli_mask,
-    broadcast_to,
     concatenate,
     copy,
     full,
@@ -109,6 +108,17 @@ def _floats(*arrays) -> bool:
 def _big(*arrays) -> bool:
     """Large float arrays: worth a parallel kernel even for one simple step."""
     return arrays[0].size >= config.PARALLEL_MIN and _floats(*arrays)
+
+
+def broadcast_to(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """x broadcast to ``shape``: a read-only view, or for a small result a new array (numpy's
+    broadcast_to costs about 1.8 us, an empty array and a copy 0.4 us; and the engine would
+    copy a view anyway before keeping it as a leaf's gradient)."""
+    if len(shape) > 2 or (shape and shape[0] * (shape[1] if len(shape) == 2 else 1) > 4096):
+        return np.broadcast_to(x, shape)
+    out = np.empty(shape, dtype=x.dtype)
+    np.copyto(out, x)
+    return out
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
