@@ -585,7 +585,8 @@ def median_time(fn: Callable[[], Any], repeat: int = 7, min_time: float = 0.01) 
 # sys.path: tinygrad_edu is then imported from wherever it is installed (under asv, the environment
 # being benchmarked), never from the checkout next to this file.
 _PROBE = (
-    "import time; _t0 = time.perf_counter(); import importlib.util as u; "
+    "import time; _t0 = time.perf_counter(); "
+    "import sys; sys.modules.update(dict.fromkeys({hide!r})); import importlib.util as u; "
     "s = u.spec_from_file_location('tinygrad_edu_bench_common', {path!r}); "
     "m = u.module_from_spec(s); s.loader.exec_module(m); m.startup_probe({contender!r}, _t0)"
 )
@@ -621,16 +622,26 @@ def startup_probe(contender: str, t0: float) -> None:
     print(json.dumps(report))
 
 
-def run_startup(contender: str, numba_cache_dir: str | os.PathLike) -> dict[str, float]:
+# Numba imports SciPy (when it is installed) the first time it compiles or loads a kernel, to see
+# whether its own np.dot can call BLAS: about 0.2 s on the 2-core machine. tinygrad_edu does not
+# need SciPy, and a fresh install (numpy and numba) does not have it; ``hide=WITHOUT_SCIPY`` makes
+# the probe run as it would there.
+WITHOUT_SCIPY = ("scipy",)
+
+
+def run_startup(
+    contender: str, numba_cache_dir: str | os.PathLike, hide: tuple[str, ...] = ()
+) -> dict[str, float]:
     """Start a fresh Python process that runs ``startup_probe``; the Numba cache is
-    ``numba_cache_dir`` (empty: cold start; filled by an earlier run: warm start).
+    ``numba_cache_dir`` (empty: cold start; filled by an earlier run: warm start). The modules
+    named in ``hide`` cannot be imported in that process (as if they were not installed).
 
     Returns the probe's in-process times plus ``ready_s``, from launch to the end of the first
     step (interpreter start-up included: what a user waits for), and ``wall_s``, from launch to
     the process's exit (which adds the interpreter's tear-down)."""
     env = dict(os.environ)
     env["NUMBA_CACHE_DIR"] = os.fspath(numba_cache_dir)
-    code = _PROBE.format(path=str(Path(__file__).resolve()), contender=contender)
+    code = _PROBE.format(path=str(Path(__file__).resolve()), contender=contender, hide=hide)
     start, launched = time.perf_counter(), time.time()
     proc = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=numba_cache_dir, capture_output=True, text=True

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -162,10 +163,14 @@ def measure_startup(rounds: int, torch_ok: bool, log: Callable[[str], None]) -> 
                 results.setdefault("tinygrad_edu cold", []).append(
                     common.run_startup("tinygrad_edu", cold_dir)
                 )
-            runs = ["tinygrad_edu", "numpy"] + (["torch"] if torch_ok else [])
+            runs = ["tinygrad_edu", "numpy", "deps only"] + (["torch"] if torch_ok else [])
             shift = r % len(runs)
             for c in runs[shift:] + runs[:shift]:
-                results.setdefault(f"{c} warm", []).append(common.run_startup(c, warm_dir))
+                if c == "deps only":  # as after a fresh install: no SciPy for Numba to import
+                    result = common.run_startup("tinygrad_edu", warm_dir, common.WITHOUT_SCIPY)
+                    results.setdefault("tinygrad_edu warm, deps only", []).append(result)
+                else:
+                    results.setdefault(f"{c} warm", []).append(common.run_startup(c, warm_dir))
             log(f"  start-up round {r + 1}/{rounds} done")
     return {
         key: {k: statistics.median(run[k] for run in runs) for k in runs[0]}
@@ -275,12 +280,15 @@ def build_report(items: list[Item], startup: dict[str, Any] | None, torch_ok: bo
     if startup:
         warm = {c: startup[f"{c} warm"] for c in CONTENDERS if f"{c} warm" in startup}
         cold = {"tinygrad_edu": startup["tinygrad_edu cold"]}
+        deps_only = {"tinygrad_edu": startup["tinygrad_edu warm, deps only"]}
         for label, runs, key in (
             ("start-up, warm Numba cache: launch to first step done", warm, "ready_s"),
             ("  import", warm, "import_s"),
             ("  build the network (tinygrad_edu: imports numba)", warm, "build_s"),
             ("  first step", warm, "first_step_s"),
             ("  launch to exit", warm, "wall_s"),
+            ("start-up, warm, numpy + numba only (SciPy hidden)", deps_only, "ready_s"),
+            ("  first step", deps_only, "first_step_s"),
             ("start-up, cold Numba cache: launch to first step done", cold, "ready_s"),
             ("  first step (compiling)", cold, "first_step_s"),
         ):
@@ -311,14 +319,20 @@ def build_report(items: list[Item], startup: dict[str, Any] | None, torch_ok: bo
                lambda r: f"{100 * r:.0f}%"),
     ]  # fmt: skip
     if startup:
+        scipy_note = " (SciPy installed)" if importlib.util.find_spec("scipy") else ""
         targets += [
-            target("start-up, warm cache", "< 0.5 s", startup["tinygrad_edu warm"]["ready_s"],
-                   lambda v: v < 0.5, lambda v: f"{v:.2f} s"),
+            target("start-up, warm cache, as installed (numpy + numba)", "< 0.5 s",
+                   startup["tinygrad_edu warm, deps only"]["ready_s"], lambda v: v < 0.5,
+                   lambda v: f"{v:.2f} s"),
+            target("start-up, warm cache, this interpreter" + scipy_note, "< 0.5 s",
+                   startup["tinygrad_edu warm"]["ready_s"], lambda v: v < 0.5,
+                   lambda v: f"{v:.2f} s"),
             target("start-up, cold cache", "< 10 s", startup["tinygrad_edu cold"]["ready_s"],
                    lambda v: v < 10.0, lambda v: f"{v:.2f} s"),
         ]  # fmt: skip
     else:
-        targets += [target("start-up, warm cache", "< 0.5 s", None, bool, str),
+        targets += [target("start-up, warm cache, as installed (numpy + numba)", "< 0.5 s", None,
+                           bool, str),
                     target("start-up, cold cache", "< 10 s", None, bool, str)]  # fmt: skip
     return rows, targets
 

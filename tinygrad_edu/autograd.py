@@ -87,7 +87,7 @@ class Function:
                 needs.append(False)
         if device is None:
             raise TypeError(f"{cls.__name__}.apply: expected at least one Tensor among the inputs")
-        result = ctx.forward(*arrays, **kwargs)
+        result = ctx.forward(*arrays, **kwargs) if kwargs else ctx.forward(*arrays)
         out = Tensor.__new__(Tensor)  # Tensor._wrap, inlined
         out._data, out.grad = result, None
         # An op's output lives on its inputs' device, unless the op moves it (ops.ToDevice).

@@ -336,8 +336,8 @@ class Tensor:
     # ----- elementwise arithmetic -----
 
     def _binary(self, fn: type, other: Any, name: str, reverse: bool = False) -> Tensor:
-        if type(other) is not float:  # floats pass as they are (the common case: x * 0.5)
-            other = self._operand(other, name)
+        if type(other) is not float and type(other) is not Tensor:  # the common cases pass
+            other = self._operand(other, name)  # (Function.apply checks the devices)
         x, y = (other, self) if reverse else (self, other)
         try:
             return fn.apply(x, y)

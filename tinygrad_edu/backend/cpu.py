@@ -170,9 +170,16 @@ def _unary_kernel(code, x, out):
 
 
 _TRANSCENDENTAL = ("exp", "log", "tanh", "sigmoid")
+_NUMPY_FIRST = ("exp", "log", "tanh", "neg", "sqrt", "abs", "sign")  # numpy below PARALLEL_MIN
+
+
+_NUMPY_UNARY = reference._UNARY  # the ops that are one numpy ufunc
 
 
 def unary(op: str, x: np.ndarray) -> np.ndarray:
+    if op in _NUMPY_FIRST and type(x) is np.ndarray and x.size < config.PARALLEL_MIN:
+        out = _NUMPY_UNARY[op](x)  # one numpy call, inlined: the hot path of small ops
+        return out if type(out) is np.ndarray else np.asarray(out)
     if not _floats(x):
         return reference.unary(op, x)
     if op in _TRANSCENDENTAL:
