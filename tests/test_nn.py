@@ -214,6 +214,30 @@ def test_sequential_fuses_linear_and_activation_without_changing_results(rng):
     assert tg.gradcheck(lambda: (model(x) * w).sum(), [x, *model.parameters()])
 
 
+def test_sequential_follows_layers_changed_after_a_forward(rng):
+    """Sequential works out its fused plan once; replacing, appending or deleting layers later
+    must be seen by the next forward."""
+    model = nn.Sequential(nn.Linear(3, 4, dtype="float64"), nn.Sigmoid())
+    x = Tensor(rng.standard_normal((2, 3)))
+    linear = model[0]
+    z = x.numpy() @ linear.weight.numpy().T + linear.bias.numpy()
+    np.testing.assert_allclose(model(x).numpy(), 1 / (1 + np.exp(-z)), rtol=1e-12)
+    setattr(model, "1", nn.Tanh())  # Sequential has no __setitem__
+    np.testing.assert_allclose(model(x).numpy(), np.tanh(z), rtol=1e-12)
+    model.append(nn.Linear(4, 1, bias=False, dtype="float64"))
+    w = model[2].weight.numpy()
+    np.testing.assert_allclose(model(x).numpy(), np.tanh(z) @ w.T, rtol=1e-12)
+    delattr(model, "2")
+    np.testing.assert_allclose(model(x).numpy(), np.tanh(z), rtol=1e-12)
+
+
+def test_linear_on_an_empty_batch(rng):
+    for activation in (None, "sigmoid"):
+        layer = nn.Linear(3, 2, bias=False)
+        out = layer(Tensor(np.zeros((0, 3))), activation=activation)
+        assert out.shape == (0, 2)
+
+
 # ----- activations -----
 
 ACTIVATIONS = [

@@ -619,6 +619,7 @@ def cross_entropy_backward(
 # ----- a whole linear layer: BLAS for the product, one fused pass for the rest -----
 
 _ACTIVATION_CODES = {None: 0, "relu": 1, "sigmoid": 2, "tanh": 3}
+_NO_BIAS = {dtype: np.zeros(1, dtype) for dtype in _FLOATS}  # stand-ins the kernels never read
 
 
 @_jit(parallel=False)
@@ -728,7 +729,7 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, activatio
     if x.ndim != 2 or not (_floats(x, w) if b is None else _floats(x, w, b)):
         return reference.linear_forward(x, w, b, activation)
     (n, k_dim), m = x.shape, w.shape[0]
-    bias = w[0] if b is None else b  # w[0]: a stand-in the kernels never read
+    bias = _NO_BIAS[x.dtype] if b is None else b
     if n * m <= config.SMALL_LINEAR_MAX and (k_dim >= 256 or n * m <= 256) and k_dim:
         # Small layers (see config.SMALL_LINEAR_MAX): one kernel call for product, bias and
         # activation. (k_dim > 0: the kernel reads x[i, 0].)
