@@ -35,8 +35,9 @@ ELEMENTWISE_MIN: int = int(os.environ.get("TINYGRAD_EDU_ELEMENTWISE_MIN", "4096"
 # Numba kernel (product, bias and activation) instead of BLAS, when its inputs are long rows
 # (at least 256 features; shorter rows: up to 256 outputs). BLAS is tuned for large products
 # and pays a fixed cost per call; measured on this project's 2-core machines (float32 and
-# float64), the kernel takes 0.3-0.9x BLAS's time there, e.g. 784-15 at batch 32: 6.7 vs 16 us.
-SMALL_LINEAR_MAX: int = int(os.environ.get("TINYGRAD_EDU_SMALL_LINEAR_MAX", "4096"))
+# float64), the kernel takes 0.5-0.9x BLAS's time up to about 1,300 outputs (784-15 at batch 32:
+# 6.7-9 us against 16 us) and up to 1.7x from about 2,000 (e.g. 128 x 32 outputs).
+SMALL_LINEAR_MAX: int = int(os.environ.get("TINYGRAD_EDU_SMALL_LINEAR_MAX", "1280"))
 
 # Numba's default error model for @njit is "python", which raises ZeroDivisionError on 1/0.
 # numpy's model gives inf/nan as numpy does.
