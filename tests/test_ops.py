@@ -283,6 +283,25 @@ def test_scalar_on_either_side(name, side, data):
     check_grads(fn, a)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_scalar_add_sub_mul_are_numpys_numbers(rng, dtype):
+    """x + c, c + x, x - c, x * c, c * x run as AddScalar / MulScalar (x - c as x + (-c)): the
+    values must be numpy's, bit for bit, special values included, and the dtype x's."""
+    a = rng.standard_normal(8).astype(dtype)
+    a[:4] = [0.0, -0.0, np.inf, np.nan]
+    t = Tensor(a, dtype=dtype)
+    for c in (0.0, -0.0, 2.5, -3, 1e-3):
+        with np.errstate(invalid="ignore"):  # inf * 0
+            pairs = [(t + c, a + c), (c + t, c + a), (t - c, a - c), (t * c, a * c), (c * t, c * a)]
+        for got, want in pairs:
+            assert got.dtype == np.dtype(dtype)
+            np.testing.assert_array_equal(got.numpy(), want)
+            np.testing.assert_array_equal(np.signbit(got.numpy()), np.signbit(want))
+    x = leaf(a[4:])
+    ((x - 1.5) * 3.0 + 2 * x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(4, 5.0))
+
+
 def test_pow_with_tensor_exponent_both_need_grad(rng):
     x, p = rng.uniform(0.5, 2.0, (3, 4)), rng.uniform(-1.5, 2.5, (4,))
     check_grads(lambda a, b: a**b, x, p)

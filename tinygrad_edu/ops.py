@@ -105,6 +105,27 @@ class Pow(Function):
         return dx, dp
 
 
+class AddScalar(Function):
+    """z = x + c, c a Python number;   dz/dx = 1   (no broadcasting: z has x's shape)"""
+
+    def forward(ctx, x, c):
+        return ctx.backend.binary("add", x, c)
+
+    def backward(ctx, g):
+        return g, None
+
+
+class MulScalar(Function):
+    """z = c x, c a Python number;   dz/dx = c"""
+
+    def forward(ctx, x, c):
+        ctx.c = c
+        return ctx.backend.binary("mul", x, c)
+
+    def backward(ctx, g):
+        return ctx.backend.binary("mul", g, ctx.c), None
+
+
 # ----- unary elementwise -----
 
 

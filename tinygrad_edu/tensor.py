@@ -335,9 +335,15 @@ class Tensor:
 
     # ----- elementwise arithmetic -----
 
-    def _binary(self, fn: type, other: Any, name: str, reverse: bool = False) -> Tensor:
+    def _binary(
+        self, fn: type, other: Any, name: str, reverse: bool = False, scalar_fn: Any = None
+    ) -> Tensor:
+        """``fn`` on self and other (in that order, or the other way round with ``reverse``);
+        ``scalar_fn``, when given, takes over if other is a Python number."""
         if type(other) is not float and type(other) is not Tensor:  # the common cases pass
             other = self._operand(other, name)  # (Function.apply checks the devices)
+        if scalar_fn is not None and type(other) is float:
+            return scalar_fn.apply(self, other)
         x, y = (other, self) if reverse else (self, other)
         try:
             return fn.apply(x, y)
@@ -374,23 +380,28 @@ class Tensor:
             return Tensor(array, dtype=dtype, device=self.device)
         raise TypeError(f"{name}: unsupported operand of type {type(other).__name__}")
 
+    # x + c, c + x and x * c, c * x with a Python number c are the simpler ops AddScalar and
+    # MulScalar (the same numbers: float + and * are commutative); x - c is x + (-c) exactly.
+
     def __add__(self, other: Any) -> Tensor:
-        return self._binary(F.Add, other, "add")
+        return self._binary(F.Add, other, "add", scalar_fn=F.AddScalar)
 
     def __radd__(self, other: Any) -> Tensor:
-        return self._binary(F.Add, other, "add", reverse=True)
+        return self._binary(F.Add, other, "add", reverse=True, scalar_fn=F.AddScalar)
 
     def __sub__(self, other: Any) -> Tensor:
+        if type(other) is float or type(other) is int:
+            return F.AddScalar.apply(self, -float(other))
         return self._binary(F.Sub, other, "sub")
 
     def __rsub__(self, other: Any) -> Tensor:
         return self._binary(F.Sub, other, "sub", reverse=True)
 
     def __mul__(self, other: Any) -> Tensor:
-        return self._binary(F.Mul, other, "mul")
+        return self._binary(F.Mul, other, "mul", scalar_fn=F.MulScalar)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return self._binary(F.Mul, other, "mul", reverse=True)
+        return self._binary(F.Mul, other, "mul", reverse=True, scalar_fn=F.MulScalar)
 
     def __truediv__(self, other: Any) -> Tensor:
         return self._binary(F.Div, other, "div")
