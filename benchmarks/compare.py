@@ -138,6 +138,13 @@ def build_items(torch_ok: bool) -> list[Item]:
     return items
 
 
+# After a contender's sample, its thread pools (PyTorch's OpenMP threads, OpenBLAS's threads)
+# keep spinning for a while on the two cores, and the next contender's sample pays for it:
+# tinygrad_edu's wide backward measured 494 us right after a PyTorch sample, 477 us after a 2 ms
+# pause, 424 us after 20 ms and 411 us alone. So every sample starts after a pause.
+COOL_DOWN_S = 0.02
+
+
 def measure(items: list[Item], rounds: int, target: float, log: Callable[[str], None]) -> None:
     """Calibrate every callable, then time them in ``rounds`` rounds, rotating the order."""
     for item in items:
@@ -148,6 +155,7 @@ def measure(items: list[Item], rounds: int, target: float, log: Callable[[str], 
             order = list(item.fns)
             shift = r % len(order)
             for c in order[shift:] + order[:shift]:
+                time.sleep(COOL_DOWN_S)
                 elapsed = _run(item.fns[c], item.number[c])
                 item.samples.setdefault(c, []).append(elapsed / item.number[c])
         log(f"  round {r + 1}/{rounds} done")
