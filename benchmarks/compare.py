@@ -273,8 +273,14 @@ def build_report(items: list[Item], startup: dict[str, Any] | None, torch_ok: bo
     ]
     ratios = {}
     for tag, label in (("small", small), ("wide", wide)):
-        fwd, bwd = med(f"{tag}_forward"), med(f"{tag}_backward")
-        ratios[tag] = {c: bwd[c] / fwd[c] for c in fwd if fwd[c] and bwd.get(c)}
+        # Forward and backward are timed one after the other in every round: the ratio is the
+        # median of the rounds' ratios, so a slow minute of the machine slows both halves.
+        fwd, bwd = by_key[f"{tag}_forward"], by_key[f"{tag}_backward"]
+        ratios[tag] = {
+            c: statistics.median(b / f for f, b in zip(fwd.samples[c], bwd.samples[c]))
+            for c in fwd.fns
+            if fwd.samples.get(c) and bwd.samples.get(c)
+        }
         rows.append(_row(f"{label}: backward / forward", "ratio", ratios[tag]))
     chain = med("chain", 1e6 / common.CHAIN_LEN)
     rows.append(_row(f"chain of {common.CHAIN_LEN} small ops, fwd+bwd per op", "us", chain))
