@@ -1,7 +1,9 @@
 """Tunables for the kernels, in one place.
 
 Environment variables override the defaults so that a user can experiment without editing code:
-``TINYGRAD_EDU_FASTMATH=1``, ``TINYGRAD_EDU_CACHE=0``, ``TINYGRAD_EDU_PARALLEL_MIN=<elements>``.
+``TINYGRAD_EDU_FASTMATH=1``, ``TINYGRAD_EDU_CACHE=0``, ``TINYGRAD_EDU_PARALLEL_MIN=<elements>``,
+``TINYGRAD_EDU_SCALAR_EXP_MAX``, ``TINYGRAD_EDU_ELEMENTWISE_MIN`` and
+``TINYGRAD_EDU_SMALL_LINEAR_MAX`` (elements).
 """
 
 import os
