@@ -6,6 +6,7 @@ x = tg.Tensor([[1.0, 2.0]], requires_grad=True)
 
 from tinygrad_edu import config, cuda, data, datasets, nn, optim, train
 from tinygrad_edu.autograd import is_grad_enabled, no_grad
+from tinygrad_edu.errors import InputError
 from tinygrad_edu.gradcheck import GradcheckError, gradcheck, numerical_gradient
 from tinygrad_edu.io import load, save
 from tinygrad_edu.random import manual_seed
@@ -14,6 +15,7 @@ from tinygrad_edu.tensor import Tensor
 __version__ = "0.1.0"
 __all__ = [
     "GradcheckError",
+    "InputError",
     "Tensor",
     "config",
     "cuda",

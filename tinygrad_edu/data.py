@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_edu.errors import InputError
 from tinygrad_edu.random import get_rng
 from tinygrad_edu.tensor import Tensor
 
@@ -67,7 +68,7 @@ class DataLoader:
         _check_int(batch_size, "batch_size", "DataLoader", minimum=1)
         n = len(self.X)
         if drop_last and batch_size > n:
-            raise ValueError(
+            raise InputError(
                 f"DataLoader: drop_last=True with batch_size={batch_size} > {n} samples would give "
                 "no minibatch at all; expected batch_size <= the number of samples"
             )
@@ -132,7 +133,7 @@ def train_val_test_split(
     sizes = _round_preserving_sum([share / sum(shares) * n for share in shares], n)
     for size, share, label in zip(sizes, shares, ("training", "validation", "test"), strict=True):
         if share > 0 and size == 0:
-            raise ValueError(
+            raise InputError(
                 f"{name}: {n} samples with fractions {tuple(shares)} leave the {label} set empty; "
                 "expected more samples, or a fraction of 0 for that set"
             )
@@ -165,7 +166,7 @@ def kfold(
     _check_int(n_samples, "n_samples", name, minimum=1)
     _check_int(k, "k", name, minimum=2)
     if k > n_samples:
-        raise ValueError(f"{name}: k={k} folds for {n_samples} samples; expected k <= n_samples")
+        raise InputError(f"{name}: k={k} folds for {n_samples} samples; expected k <= n_samples")
     n, k = int(n_samples), int(k)
     order = _generator(seed, name).permutation(n) if shuffle else np.arange(n, dtype=np.int64)
     # The first n % k folds get one extra sample: sizes differ by at most 1.
@@ -193,13 +194,13 @@ def _as_numpy(value: Any, what: str, name: str) -> np.ndarray:
     try:
         array = np.asarray(value)
     except ValueError as err:  # ragged nested lists
-        raise ValueError(f"{name}: {what} is not a rectangular array ({err})") from err
+        raise InputError(f"{name}: {what} is not a rectangular array ({err})") from err
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name}: {what} has dtype {array.dtype}; expected numbers")
     if array.ndim == 0:
-        raise ValueError(f"{name}: {what} is a scalar; expected one entry per sample")
+        raise InputError(f"{name}: {what} is a scalar; expected one entry per sample")
     if len(array) == 0:
-        raise ValueError(f"{name}: {what} is empty; expected at least one sample")
+        raise InputError(f"{name}: {what} is empty; expected at least one sample")
     return array
 
 
@@ -227,7 +228,7 @@ def _target_tensor(batch: np.ndarray) -> Tensor:
 
 def _check_same_length(X: np.ndarray, y: np.ndarray, name: str) -> None:
     if len(X) != len(y):
-        raise ValueError(
+        raise InputError(
             f"{name}: X has {len(X)} samples (shape {X.shape}) but y has {len(y)} "
             f"(shape {y.shape}); expected the same number"
         )
@@ -238,7 +239,7 @@ def _check_int(value: Any, what: str, name: str, minimum: int) -> None:
     if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: {what} must be an int, got {value!r} ({type(value).__name__})")
     if value < minimum:
-        raise ValueError(f"{name}: {what} must be >= {minimum}, got {value}")
+        raise InputError(f"{name}: {what} must be >= {minimum}, got {value}")
 
 
 def _check_fractions(fractions: Any, name: str) -> list[float]:
@@ -249,14 +250,14 @@ def _check_fractions(fractions: Any, name: str) -> list[float]:
             f"{name}: fractions must be 3 numbers (train, validation, test), got {fractions!r}"
         ) from err
     if len(shares) != 3:
-        raise ValueError(
+        raise InputError(
             f"{name}: fractions must be 3 numbers (train, validation, test), got {len(shares)}: "
             f"{tuple(shares)}"
         )
     if not all(math.isfinite(f) and f >= 0 for f in shares):
-        raise ValueError(f"{name}: fractions must be finite and >= 0, got {tuple(shares)}")
+        raise InputError(f"{name}: fractions must be finite and >= 0, got {tuple(shares)}")
     if not math.isclose(sum(shares), 1.0, abs_tol=1e-6):
-        raise ValueError(f"{name}: fractions {tuple(shares)} sum to {sum(shares)}; expected 1")
+        raise InputError(f"{name}: fractions {tuple(shares)} sum to {sum(shares)}; expected 1")
     return shares
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from tinygrad_edu.autograd import no_grad
+from tinygrad_edu.errors import InputError
 from tinygrad_edu.tensor import Tensor
 
 
@@ -29,7 +30,7 @@ def _evaluate(f: Callable[[], Tensor], where: str) -> float:
     out = f()
     if not isinstance(out, Tensor) or out.size != 1:
         shape = out.shape if isinstance(out, Tensor) else type(out).__name__
-        raise ValueError(f"{where}: f() must return a single-element Tensor, got {shape}")
+        raise InputError(f"{where}: f() must return a single-element Tensor, got {shape}")
     return float(out.item())
 
 
@@ -62,11 +63,11 @@ def numerical_gradient(
     restored, even if ``f`` raises.
     """
     if method not in ("central", "forward"):
-        raise ValueError(
+        raise InputError(
             f"numerical_gradient: method must be 'central' or 'forward', got {method!r}"
         )
     if not eps > 0:
-        raise ValueError(f"numerical_gradient: eps must be positive, got {eps}")
+        raise InputError(f"numerical_gradient: eps must be positive, got {eps}")
     tensors = _check_tensors(tensors, "numerical_gradient")
     grads = []
     with no_grad():
@@ -121,14 +122,14 @@ def gradcheck(
         )
     for k, t in enumerate(tensors):
         if not t.requires_grad:
-            raise ValueError(f"gradcheck: tensors[{k}] does not require grad")
+            raise InputError(f"gradcheck: tensors[{k}] does not require grad")
     saved = [t.grad for t in tensors]
     try:
         for t in tensors:
             t.grad = None
         out = f()
         if not isinstance(out, Tensor) or out.size != 1:
-            raise ValueError("gradcheck: f() must return a single-element Tensor")
+            raise InputError("gradcheck: f() must return a single-element Tensor")
         out.backward()
         analytic = [
             np.zeros(t.shape) if t.grad is None else t.grad.numpy().astype(np.float64)

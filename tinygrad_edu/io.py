@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_edu.errors import InputError
+
 # A fixed member timestamp: the same weights always give the same bytes, so checkpoints can be
 # compared by hash.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -84,7 +86,7 @@ def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = _existing(Path(os.fspath(path)))
     with open(path, "rb") as f:
         if f.read(4) != b"PK\x03\x04":  # every zip archive, hence every .npz, starts with this
-            raise ValueError(
+            raise InputError(
                 f"load: {path} is not an .npz archive (it does not start with the zip signature); "
                 "expected a file written by tg.save or np.savez"
             )
@@ -94,7 +96,7 @@ def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
         if isinstance(err, FileNotFoundError):
             raise
-        raise ValueError(f"load: {path} is truncated or corrupt ({err})") from err
+        raise InputError(f"load: {path} is truncated or corrupt ({err})") from err
 
 
 # ----- helpers -----
@@ -137,7 +139,7 @@ def _existing(path: Path) -> Path:
 def _key(path: Path, member: str) -> str:
     if not member.endswith(".npy"):
         # e.g. a PyTorch checkpoint, also a zip, whose members are pickles
-        raise ValueError(
+        raise InputError(
             f"load: {path} is not an .npz archive: member {member!r} is not a .npy array"
         )
     return member[: -len(".npy")]
@@ -150,6 +152,6 @@ def _read_member(archive: zipfile.ZipFile, name: str) -> np.ndarray:
             # byte of the pickle is interpreted.
             return np.lib.format.read_array(member, allow_pickle=False)
         except ValueError as err:
-            raise ValueError(
+            raise InputError(
                 f"load: {archive.filename}: member {name!r} cannot be read: {err}"
             ) from err

@@ -16,6 +16,7 @@ import numpy as np
 from tinygrad_edu import autograd
 from tinygrad_edu import ops as F
 from tinygrad_edu.backend import get_backend, parse_device
+from tinygrad_edu.errors import InputError
 from tinygrad_edu.random import get_rng
 
 _DTYPES = {
@@ -53,7 +54,7 @@ def _to_numpy(data: Any, dtype: Any) -> np.ndarray:
     try:
         array = np.array(data)
     except ValueError as exc:  # numpy's message for ragged nested lists
-        raise ValueError(f"Tensor: data is ragged or not rectangular ({exc})") from None
+        raise InputError(f"Tensor: data is ragged or not rectangular ({exc})") from None
     if array.dtype.kind not in "biuf":
         raise TypeError(
             f"Tensor: data must be numeric (bool, int or float), got numpy dtype {array.dtype}"
@@ -65,7 +66,7 @@ def _to_numpy(data: Any, dtype: Any) -> np.ndarray:
         target = _resolve_dtype(dtype)
     if target == np.int64 and array.dtype.kind == "f":
         if not np.all(np.isfinite(array)) or not np.array_equal(array, np.trunc(array)):
-            raise ValueError("Tensor: dtype int64 asked for, but the data has non-integer values")
+            raise InputError("Tensor: dtype int64 asked for, but the data has non-integer values")
     # copy=None: `array` is already a fresh copy; np.ascontiguousarray would turn 0-d into 1-d
     return np.array(array, dtype=target, order="C", copy=None)
 
@@ -83,10 +84,10 @@ def _normalize_axis(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
     out = []
     for a in axes:
         if not isinstance(a, (int, np.integer)) or not -max(ndim, 1) <= a < max(ndim, 1):
-            raise ValueError(f"{op}: axis {axis!r} is out of range for a tensor with {ndim} dims")
+            raise InputError(f"{op}: axis {axis!r} is out of range for a tensor with {ndim} dims")
         out.append(int(a) % max(ndim, 1))
     if len(set(out)) != len(out):
-        raise ValueError(f"{op}: axis {axis!r} repeats an axis")
+        raise InputError(f"{op}: axis {axis!r} repeats an axis")
     return tuple(sorted(out)) if ndim else None
 
 
@@ -176,14 +177,14 @@ class Tensor:
             raise TypeError("cat: expected a non-empty sequence of Tensors")
         ndim = tensors[0].ndim
         if ndim == 0:
-            raise ValueError("cat: zero-dimensional tensors cannot be concatenated; use stack")
+            raise InputError("cat: zero-dimensional tensors cannot be concatenated; use stack")
         (ax,) = _normalize_axis(axis, ndim, "cat")
         for t in tensors:
             if t.ndim != ndim or t.shape[:ax] + t.shape[ax + 1 :] != (
                 tensors[0].shape[:ax] + tensors[0].shape[ax + 1 :]
             ):
                 shapes = [x.shape for x in tensors]
-                raise ValueError(f"cat: shapes {shapes} differ outside axis {axis}")
+                raise InputError(f"cat: shapes {shapes} differ outside axis {axis}")
         tensors = _common_dtype(tensors, "cat")
         return F.Cat.apply(*tensors, axis=ax)
 
@@ -195,7 +196,7 @@ class Tensor:
             raise TypeError("stack: expected a non-empty sequence of Tensors")
         shapes = {t.shape for t in tensors}
         if len(shapes) != 1:
-            raise ValueError(f"stack: all tensors must have one shape, got {sorted(shapes)}")
+            raise InputError(f"stack: all tensors must have one shape, got {sorted(shapes)}")
         ndim = tensors[0].ndim + 1
         (ax,) = _normalize_axis(axis, ndim, "stack")
         shape = tensors[0].shape
@@ -242,7 +243,7 @@ class Tensor:
 
     def item(self) -> float | int:
         if self.size != 1:
-            raise ValueError(f"item: only one-element tensors can be converted, shape {self.shape}")
+            raise InputError(f"item: only one-element tensors can be converted, shape {self.shape}")
         return self.data.reshape(()).item()
 
     def tolist(self) -> Any:
@@ -300,7 +301,7 @@ class Tensor:
             g = np.asarray(grad.numpy() if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if g.shape != self.shape:
                 if g.size != 1:
-                    raise ValueError(f"backward: grad has shape {g.shape}, expected {self.shape}")
+                    raise InputError(f"backward: grad has shape {g.shape}, expected {self.shape}")
                 g = np.full(self.shape, g.reshape(()), dtype=self.dtype)
             else:
                 g = np.array(g, copy=True)  # never hand the user's array to the graph
@@ -355,7 +356,7 @@ class Tensor:
                 pass
             else:
                 raise  # not a shape problem: let the original error through
-            raise ValueError(
+            raise InputError(
                 f"{name}: shapes {xs} and {ys} cannot be broadcast together "
                 "(trailing dims must be equal or 1)"
             ) from None
@@ -432,7 +433,7 @@ class Tensor:
         try:
             out = self._backend.compare(op, self._data, y_data)
         except ValueError:
-            raise ValueError(
+            raise InputError(
                 f"{op}: shapes {self.shape} and {_shape_of(y)} cannot be broadcast together"
             ) from None
         return Tensor._wrap(out, self.device)
@@ -483,7 +484,7 @@ class Tensor:
 
     def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
         if lo is not None and hi is not None and lo > hi:
-            raise ValueError(f"clip: lo={lo} is greater than hi={hi}")
+            raise InputError(f"clip: lo={lo} is greater than hi={hi}")
         lo = None if lo is None else float(lo)
         hi = None if hi is None else float(hi)
         return F.Clip.apply(self, lo, hi)
@@ -508,7 +509,7 @@ class Tensor:
         axes = _normalize_axis(axis, self.ndim, name)
         reduced = self.shape if axes is None else [self.shape[a] for a in axes]
         if self.size == 0 or 0 in reduced:
-            raise ValueError(f"{name}: cannot reduce an empty axis (shape {self.shape})")
+            raise InputError(f"{name}: cannot reduce an empty axis (shape {self.shape})")
         return fn.apply(self, axes, keepdims)
 
     def argmax(self, axis: int | None = None) -> Tensor:
@@ -516,7 +517,7 @@ class Tensor:
         if axis is not None:
             (axis,) = _normalize_axis(axis, self.ndim, "argmax") or (0,)
         if self.size == 0:
-            raise ValueError("argmax: the tensor is empty")
+            raise InputError("argmax: the tensor is empty")
         return Tensor._wrap(self._backend.argmax(self._data, axis), self.device)
 
     # ----- shape -----
@@ -524,17 +525,17 @@ class Tensor:
     def reshape(self, *shape: Any) -> Tensor:
         shape = _shape_arg(shape, "reshape")
         if shape.count(-1) > 1 or any(n < -1 for n in shape):
-            raise ValueError(f"reshape: invalid shape {shape}: at most one -1, no other negatives")
+            raise InputError(f"reshape: invalid shape {shape}: at most one -1, no other negatives")
         known = int(np.prod([n for n in shape if n != -1]))
         if -1 in shape:
             if known == 0 or self.size % known:
-                raise ValueError(
+                raise InputError(
                     f"reshape: cannot reshape a tensor of shape {self.shape} ({self.size} "
                     f"elements) into {shape}"
                 )
             shape = tuple(self.size // known if n == -1 else n for n in shape)
         elif known != self.size:
-            raise ValueError(
+            raise InputError(
                 f"reshape: cannot reshape a tensor of shape {self.shape} ({self.size} elements) "
                 f"into {shape} ({known} elements)"
             )
@@ -553,7 +554,7 @@ class Tensor:
             axes = _shape_arg(axes, "transpose")
             in_range = all(-self.ndim <= a < self.ndim for a in axes)
             if not in_range or sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
-                raise ValueError(
+                raise InputError(
                     f"transpose: axes {axes} are not a permutation of the {self.ndim} axes of a "
                     f"tensor of shape {self.shape}"
                 )
@@ -579,18 +580,18 @@ class Tensor:
         """numpy's matmul: 1-D vectors are promoted and the added axis removed again."""
         other = self._operand(other, "matmul")
         if not isinstance(other, Tensor) or self.ndim == 0 or other.ndim == 0:
-            raise ValueError("matmul: both operands must have at least one dimension")
+            raise InputError("matmul: both operands must have at least one dimension")
         a = self.reshape(1, -1) if self.ndim == 1 else self
         b = other.reshape(-1, 1) if other.ndim == 1 else other
         if a.shape[-1] != b.shape[-2]:
-            raise ValueError(
+            raise InputError(
                 f"matmul: shapes {self.shape} and {other.shape} do not align: "
                 f"{a.shape[-1]} != {b.shape[-2]}"
             )
         try:
             np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         except ValueError:
-            raise ValueError(
+            raise InputError(
                 f"matmul: batch dims of {self.shape} and {other.shape} cannot be broadcast"
             ) from None
         a, b = _common_dtype([a, b], "matmul")

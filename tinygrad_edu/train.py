@@ -26,6 +26,7 @@ import numpy as np
 
 from tinygrad_edu.autograd import no_grad
 from tinygrad_edu.data import DataLoader, kfold
+from tinygrad_edu.errors import InputError
 from tinygrad_edu.nn import functional as F
 from tinygrad_edu.nn.module import Module
 from tinygrad_edu.tensor import Tensor
@@ -140,7 +141,7 @@ def evaluate(
     finally:
         model.train(was_training)
     if count == 0:
-        raise ValueError("evaluate: the loader yielded no samples")
+        raise InputError("evaluate: the loader yielded no samples")
     return {
         "loss": total_loss / count,
         "accuracy": correct / count if classification else None,
@@ -168,7 +169,7 @@ def _penalty_terms(model: Module, l1: float, l2: float) -> Callable[[Module], Te
     if not l1 and not l2:
         return None
     if l1 < 0 or l2 < 0:
-        raise ValueError(f"fit: l1 and l2 must be >= 0, got l1={l1}, l2={l2}")
+        raise InputError(f"fit: l1 and l2 must be >= 0, got l1={l1}, l2={l2}")
     weights = [p for p in model.parameters() if p.ndim >= 2]
 
     def penalty(_: Module) -> Tensor:
@@ -221,17 +222,17 @@ def fit(
     if val_loader is not None:
         _check_loader(val_loader, "val_loader", "fit")
     if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 0:
-        raise ValueError(f"fit: epochs must be an int >= 0, got {epochs!r}")
+        raise InputError(f"fit: epochs must be an int >= 0, got {epochs!r}")
     if patience is not None:
         if not isinstance(patience, (int, np.integer)) or isinstance(patience, bool):
             raise TypeError(f"fit: patience must be an int or None, got {patience!r}")
         if patience < 1:
-            raise ValueError(
+            raise InputError(
                 f"fit: patience must be >= 1 (epochs without improvement before stopping), "
                 f"got {patience}; use patience=None to never stop early"
             )
         if val_loader is None:
-            raise ValueError("fit: early stopping (patience) needs a val_loader to watch")
+            raise InputError("fit: early stopping (patience) needs a val_loader to watch")
     if not isinstance(model, Module):
         raise TypeError(f"fit: model must be a tg.nn.Module, got {type(model).__name__}")
     loss_fn = loss_fn or _default_loss
@@ -263,7 +264,7 @@ def fit(
                 else:
                     classification = False
             if count == 0:
-                raise ValueError("fit: train_loader yielded no samples")
+                raise InputError("fit: train_loader yielded no samples")
             history.train_loss.append(total_loss / count)
             history.train_acc.append(correct / count if classification else None)
             groups = getattr(optimizer, "param_groups", None)
@@ -357,7 +358,7 @@ def cross_validate(
     is not accepted, since the validation fold is the score and must not steer training.
     """
     if "patience" in fit_kwargs or "val_loader" in fit_kwargs:
-        raise ValueError(
+        raise InputError(
             "cross_validate: patience/val_loader are not accepted: the held-out fold is the "
             "score and must not choose when to stop"
         )
@@ -365,7 +366,7 @@ def cross_validate(
     X = X.numpy() if isinstance(X, Tensor) else np.asarray(X)
     y = y.numpy() if isinstance(y, Tensor) else np.asarray(y)
     if len(X) != len(y):
-        raise ValueError(
+        raise InputError(
             f"cross_validate: X has {len(X)} samples but y has {len(y)}; expected the same"
         )
     folds = []

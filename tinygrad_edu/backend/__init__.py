@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from tinygrad_edu.errors import InputError
+
 # The interface: every backend module defines these names (tests check it).
 KERNELS: tuple[str, ...] = (
     # storage
@@ -84,7 +86,7 @@ def parse_device(device: object) -> str:
             return "cpu"
         if name in ("cuda", "cuda:0", "gpu"):
             return "cuda"
-    raise ValueError(f"device: unknown device {device!r}; expected 'cpu', 'cuda' or 'cuda:0'")
+    raise InputError(f"device: unknown device {device!r}; expected 'cpu', 'cuda' or 'cuda:0'")
 
 
 def get_backend(device: str) -> ModuleType:
@@ -101,6 +103,6 @@ def get_backend(device: str) -> ModuleType:
         elif device == "reference":
             backend = importlib.import_module("tinygrad_edu.backend.reference")
         else:
-            raise ValueError(f"get_backend: unknown device {device!r}")
+            raise InputError(f"get_backend: unknown device {device!r}")
         _BACKENDS[device] = backend
     return backend

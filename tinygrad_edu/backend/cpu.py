@@ -58,6 +58,7 @@ from tinygrad_edu.backend.reference import (  # noqa: F401  (part of the interfa
     zeros,
     zeros_like,
 )
+from tinygrad_edu.errors import InputError
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -802,7 +803,7 @@ def _matmul_blocked_kernel(a, b, out):
 def matmul_blocked(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """2-D ``a @ b`` with the blocked Numba kernel (for teaching and benchmarks)."""
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
-        raise ValueError(f"matmul_blocked: shapes {a.shape} and {b.shape} do not align")
+        raise InputError(f"matmul_blocked: shapes {a.shape} and {b.shape} do not align")
     dtype = np.result_type(a, b)
     if dtype not in _FLOATS:
         dtype = np.dtype(np.float64)

@@ -45,6 +45,7 @@ from tinygrad_edu.backend.cuda_optim import (  # noqa: F401  (part of the interf
     rmsprop_step,
     sgd_step,
 )
+from tinygrad_edu.errors import InputError
 from tinygrad_edu.random import get_rng
 
 # NOTE: this module defines sum, max and min (kernel names); Python's are builtins.sum etc.
@@ -209,7 +210,7 @@ def _unary(code: int, x, dtype: np.dtype, a: float = 0.0, b: float = 0.0):
 def unary(op: str, x):
     """``op`` in neg exp log sqrt abs sign tanh relu sigmoid."""
     if op not in _UNARY_CODES:
-        raise ValueError(f"unary: unknown op {op!r}; expected one of {sorted(_UNARY_CODES)}")
+        raise InputError(f"unary: unknown op {op!r}; expected one of {sorted(_UNARY_CODES)}")
     return _unary(_UNARY_CODES[op], x, _result_dtype("unary", op, x.dtype))
 
 
@@ -270,7 +271,7 @@ def _elementwise(code: int, x, y, out_dtype: np.dtype, work_dtype: np.dtype):
 def binary(op: str, x, y):
     """Broadcasting ``op`` in add sub mul div pow; either side may be a Python scalar."""
     if op not in _BINARY_CODES:
-        raise ValueError(f"binary: unknown op {op!r}; expected one of {sorted(_BINARY_CODES)}")
+        raise InputError(f"binary: unknown op {op!r}; expected one of {sorted(_BINARY_CODES)}")
     _check_operands(op, x, y)
     dtype = _result_dtype("binary", op, _kind(x), _kind(y))
     return _elementwise(_BINARY_CODES[op], x, y, dtype, dtype)
@@ -279,7 +280,7 @@ def binary(op: str, x, y):
 def compare(op: str, x, y):
     """Broadcasting comparison as float32 0.0/1.0 (compared in the operands' common dtype)."""
     if op not in _COMPARE_CODES:
-        raise ValueError(f"compare: unknown op {op!r}; expected one of {sorted(_COMPARE_CODES)}")
+        raise InputError(f"compare: unknown op {op!r}; expected one of {sorted(_COMPARE_CODES)}")
     _check_operands(op, x, y)
     work = _result_dtype("binary", "add", _kind(x), _kind(y))
     return _elementwise(_COMPARE_CODES[op], x, y, np.dtype(np.float32), work)
@@ -372,7 +373,7 @@ def _reduce(code: int, name: str, x, axis, keepdims: bool):
     axes = _axes(x, axis)
     red_size = math.prod(x.shape[d] for d in axes)
     if red_size == 0 and code != K.SUM:
-        raise ValueError(f"{name}: zero-size reduction over shape {x.shape}, axes {axes}")
+        raise InputError(f"{name}: zero-size reduction over shape {x.shape}, axes {axes}")
     out = _empty(_reduced_shape(x.shape, axes, keepdims), x.dtype)
     if out.size == 0:
         return out
@@ -432,7 +433,7 @@ def broadcast_to(x, shape: Shape):
     shape = tuple(shape)
     np.broadcast_shapes(x.shape, shape)  # ValueError when x does not broadcast to shape
     if len(shape) < x.ndim or np.broadcast_shapes(x.shape, shape) != shape:
-        raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}")
+        raise InputError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}")
     return _gather_strided(x, 0, _broadcast_strides(x.shape, shape), shape)
 
 
@@ -440,7 +441,7 @@ def argmax(x, axis: int | None):
     """Index of the first largest entry (flattened when axis is None), as int64."""
     axes = _axes(x, None if axis is None else (axis,))
     if math.prod(x.shape[d] for d in axes) == 0:
-        raise ValueError(f"argmax: attempt to get argmax of an empty sequence (shape {x.shape})")
+        raise InputError(f"argmax: attempt to get argmax of an empty sequence (shape {x.shape})")
     out = _empty(_reduced_shape(x.shape, axes, False), np.int64)
     if out.size:
         (out_shape, out_strides), (red_shape, red_strides) = _reduction_walks(x.shape, axes)
@@ -559,7 +560,7 @@ def concatenate(xs: list, axis: int):
             x.shape[d] != first.shape[d] for d in range(first.ndim) if d != axis
         ):
             shapes = [tuple(x.shape) for x in xs]
-            raise ValueError(f"concatenate: shapes {shapes} differ outside axis {axis}")
+            raise InputError(f"concatenate: shapes {shapes} differ outside axis {axis}")
         size += x.shape[axis]
     shape = tuple(first.shape[:axis]) + (size,) + tuple(first.shape[axis + 1 :])
     out = _empty(shape, np.result_type(*[x.dtype for x in xs]))
@@ -582,7 +583,7 @@ def concatenate(xs: list, axis: int):
 def _matmul_into(a, b, transpose_a: bool, transpose_b: bool, bias=None):
     """The shared matmul launch: op(a) @ op(b) (+ bias) for arrays of 2 or more dims."""
     if a.ndim < 2 or b.ndim < 2:
-        raise ValueError(f"matmul: expected arrays of 2 or more dims, got {a.shape} and {b.shape}")
+        raise InputError(f"matmul: expected arrays of 2 or more dims, got {a.shape} and {b.shape}")
     dtype = np.result_type(a.dtype, b.dtype)
     if dtype not in _FLOATS:
         raise TypeError(f"matmul: the cuda backend multiplies float32/float64, got {dtype}")
@@ -593,7 +594,7 @@ def _matmul_into(a, b, transpose_a: bool, transpose_b: bool, bias=None):
     m, k = (cols_a, rows_a) if transpose_a else (rows_a, cols_a)
     k_b, n = (cols_b, rows_b) if transpose_b else (rows_b, cols_b)
     if k != k_b:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align: {k} != {k_b}")
+        raise InputError(f"matmul: shapes {a.shape} and {b.shape} do not align: {k} != {k_b}")
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     out = _empty(tuple(batch) + (m, n), dtype)
     if out.size == 0:
@@ -640,7 +641,7 @@ _ACTIVATION_BACKWARD = {
 
 def _check_activation(name: str, activation) -> None:
     if activation not in _ACTIVATION_BACKWARD:
-        raise ValueError(
+        raise InputError(
             f"{name}: activation must be one of {list(_ACTIVATION_BACKWARD)}, got {activation!r}"
         )
 
@@ -681,7 +682,7 @@ def linear_backward(g, x, w, need_x: bool, need_w: bool, need_b: bool, activatio
 def _rows(x, axis: int) -> tuple[int, int]:
     """(length, inner) of the rows along ``axis`` (see cuda_kernels' softmax banner)."""
     if not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"softmax: axis {axis} is out of range for an array of {x.ndim} dims")
+        raise InputError(f"softmax: axis {axis} is out of range for an array of {x.ndim} dims")
     axis = axis % x.ndim
     return x.shape[axis], math.prod(x.shape[axis + 1 :])
 
@@ -742,7 +743,7 @@ def _labels_on_device(logits, labels):
     elif labels.dtype != np.int64:
         labels = astype(labels, np.int64)
     if labels.size != n:
-        raise ValueError(f"cross_entropy: {labels.size} labels for {n} rows of logits")
+        raise InputError(f"cross_entropy: {labels.size} labels for {n} rows of logits")
     return _flat(labels)
 
 
@@ -751,7 +752,7 @@ def cross_entropy_forward(logits, labels, reduction="none"):
     logits), reduced by ``reduction`` ("none", "sum", "mean"), and the softmax probabilities
     (saved for backward)."""
     if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: expected (n, classes) logits, got shape {logits.shape}")
+        raise InputError(f"cross_entropy: expected (n, classes) logits, got shape {logits.shape}")
     n, c = logits.shape
     labels = _labels_on_device(logits, labels)
     losses = _empty((n,), logits.dtype)
@@ -818,7 +819,7 @@ def bernoulli_mask(shape: Shape, p: float, dtype):
     """An array of ``shape`` with each entry 1 with probability ``p`` and 0 otherwise, drawn on
     the GPU (dropout keeps an entry where the mask is 1: pass p = 1 - drop probability)."""
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"bernoulli_mask: p must be in [0, 1], got {p}")
+        raise InputError(f"bernoulli_mask: p must be in [0, 1], got {p}")
     out = _empty(shape, dtype)
     if out.size:
         K.bernoulli_kernel[_random_grid(out.size)](_states(), np.float64(p), _flat(out))
@@ -828,7 +829,7 @@ def bernoulli_mask(shape: Shape, p: float, dtype):
 def normal(shape: Shape, std: float, dtype):
     """An array of ``shape`` with entries drawn from N(0, std^2) on the GPU."""
     if not std >= 0:
-        raise ValueError(f"normal: std must be >= 0, got {std}")
+        raise InputError(f"normal: std must be >= 0, got {std}")
     out = _empty(shape, dtype)
     if out.size:
         K.normal_kernel[_random_grid(out.size)](_states(), np.float64(std), _flat(out))

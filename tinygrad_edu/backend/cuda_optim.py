@@ -31,6 +31,7 @@ from tinygrad_edu.backend.optim_reference import (
     check_sgd_options,
     check_step_arrays,
 )
+from tinygrad_edu.errors import InputError
 
 __all__ = ["adadelta_step", "adagrad_step", "adam_step", "rmsprop_step", "sgd_step"]
 
@@ -62,7 +63,7 @@ def _prepare(step_name: str, param, grad, **buffers):
                 "parameter, its gradient and the optimizer state must all be on the GPU"
             )
         if not arr.is_c_contiguous():
-            raise ValueError(f"{step_name}: {name} must be C-contiguous (shape {arr.shape})")
+            raise InputError(f"{step_name}: {name} must be C-contiguous (shape {arr.shape})")
         flat.append(arr.reshape(arr.size) if arr.ndim != 1 else arr)
     return flat
 

@@ -47,6 +47,7 @@ from tinygrad_edu.backend.optim_reference import (
     check_sgd_options,
     check_step_arrays,
 )
+from tinygrad_edu.errors import InputError
 
 __all__ = ["adadelta_step", "adagrad_step", "adam_step", "rmsprop_step", "sgd_step"]
 
@@ -68,7 +69,7 @@ _UNUSED = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}
 def _flat(step_name: str, name: str, arr) -> np.ndarray:
     """A 1-D view of a C-contiguous array (the kernels write through it)."""
     if not arr.flags.c_contiguous:
-        raise ValueError(f"{step_name}: {name} must be C-contiguous (shape {arr.shape})")
+        raise InputError(f"{step_name}: {name} must be C-contiguous (shape {arr.shape})")
     return arr.reshape(-1)
 
 
@@ -76,7 +77,7 @@ def _prepare(step_name: str, param, grad, **buffers):
     """Check the arrays; return flat views of param, grad and each buffer (None stays None)."""
     check_step_arrays(step_name, param, grad, **buffers)
     if not param.flags.writeable:
-        raise ValueError(f"{step_name}: param is read-only")
+        raise InputError(f"{step_name}: param is read-only")
     flat = [_flat(step_name, "param", param), _flat(step_name, "grad", np.ascontiguousarray(grad))]
     for name, arr in buffers.items():
         flat.append(None if arr is None else _flat(step_name, name, arr))

@@ -22,6 +22,8 @@ import math
 
 import numpy as np
 
+from tinygrad_edu.errors import InputError
+
 __all__ = [
     "adadelta_step",
     "adagrad_step",
@@ -43,24 +45,24 @@ def check_step_arrays(step_name: str, param, grad, **buffers) -> None:
     raised as a typing error (Numba).
     """
     if param.dtype not in (np.float32, np.float64):
-        raise ValueError(f"{step_name}: param dtype must be float32 or float64, got {param.dtype}")
+        raise InputError(f"{step_name}: param dtype must be float32 or float64, got {param.dtype}")
     for name, arr in (("grad", grad), *buffers.items()):
         if arr is None:
             continue
         if tuple(arr.shape) != tuple(param.shape):
-            raise ValueError(
+            raise InputError(
                 f"{step_name}: {name} has shape {tuple(arr.shape)} but param has shape "
                 f"{tuple(param.shape)}"
             )
         if arr.dtype != param.dtype:
-            raise ValueError(
+            raise InputError(
                 f"{step_name}: {name} has dtype {arr.dtype} but param has dtype {param.dtype}"
             )
 
 
 def _require(step_name: str, condition: bool, message: str) -> None:
     if not condition:
-        raise ValueError(f"{step_name}: {message}")
+        raise InputError(f"{step_name}: {message}")
 
 
 # The checks of which optional buffers are passed (and of ``step``), shared by every backend.

@@ -19,6 +19,7 @@ from tinygrad_edu.backend.optim_reference import (  # noqa: F401  (part of the i
     rmsprop_step,
     sgd_step,
 )
+from tinygrad_edu.errors import InputError
 from tinygrad_edu.random import get_rng
 
 Shape = tuple[int, ...]
@@ -248,14 +249,14 @@ def concatenate(xs: list[np.ndarray], axis: int) -> np.ndarray:
 def bernoulli_mask(shape: Shape, p: float, dtype) -> np.ndarray:
     """Each entry 1 with probability ``p``, else 0 (dropout keeps entries where it is 1)."""
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"bernoulli_mask: p must be in [0, 1], got {p}")
+        raise InputError(f"bernoulli_mask: p must be in [0, 1], got {p}")
     return (get_rng().random(shape) < p).astype(dtype)
 
 
 def normal(shape: Shape, std: float, dtype) -> np.ndarray:
     """Entries drawn from N(0, std^2)."""
     if not std >= 0:
-        raise ValueError(f"normal: std must be >= 0, got {std}")
+        raise InputError(f"normal: std must be >= 0, got {std}")
     return get_rng().normal(0.0, std, shape).astype(dtype, copy=False)
 
 
@@ -352,15 +353,15 @@ def cross_entropy_forward(logits: np.ndarray, labels: np.ndarray, reduction: str
 def check_labels(logits: np.ndarray, labels: np.ndarray) -> None:
     """Labels must be one integer in [0, C) per row of the (N, C) logits."""
     if logits.ndim != 2 or labels.shape != (logits.shape[0],):
-        raise ValueError(
+        raise InputError(
             f"cross_entropy: logits of shape {logits.shape} need (N, C) and labels of shape "
             f"(N,), got labels of shape {labels.shape}"
         )
     if labels.dtype.kind not in "iu":
-        raise ValueError(f"cross_entropy: labels must be integers, got dtype {labels.dtype}")
+        raise InputError(f"cross_entropy: labels must be integers, got dtype {labels.dtype}")
     bad = (labels < 0) | (labels >= logits.shape[1])
     if bad.any():
-        raise ValueError(
+        raise InputError(
             f"cross_entropy: label {labels[bad][0]} is out of range for {logits.shape[1]} classes"
         )
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinygrad_edu.errors import InputError
+
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
 ROWS = COLS = 28
 N_CLASSES = 10
@@ -50,7 +52,7 @@ def load_mnist(path: str | os.PathLike, kind: str = "train") -> tuple[np.ndarray
     ``tg.data.train_val_test_split`` and keep the test set for the final evaluation.
     """
     if kind not in _PREFIX:
-        raise ValueError(f"load_mnist: kind must be 'train' or 'test', got {kind!r}")
+        raise InputError(f"load_mnist: kind must be 'train' or 'test', got {kind!r}")
     folder = Path(path)
     prefix = _PREFIX[kind]
     images_file = _find(folder, [f"{prefix}-images-idx3-ubyte", f"{prefix}-images.idx3-ubyte"])
@@ -59,7 +61,7 @@ def load_mnist(path: str | os.PathLike, kind: str = "train") -> tuple[np.ndarray
     images = _parse_images(images_file, _read_bytes(images_file))
     labels = _parse_labels(labels_file, _read_bytes(labels_file))
     if len(images) != len(labels):
-        raise ValueError(
+        raise InputError(
             f"load_mnist: {images_file} holds {len(images)} images but {labels_file} holds "
             f"{len(labels)} labels; expected the same number"
         )
@@ -93,7 +95,7 @@ def _read_bytes(file: Path) -> bytes:
     try:
         return gzip.decompress(file.read_bytes())
     except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError
-        raise ValueError(f"load_mnist: {file} is not a valid gzip file ({err})") from err
+        raise InputError(f"load_mnist: {file} is not a valid gzip file ({err})") from err
 
 
 def _header(file: Path, data: bytes, magic: int, n_ints: int) -> list[int]:
@@ -104,12 +106,12 @@ def _header(file: Path, data: bytes, magic: int, n_ints: int) -> list[int]:
         # ">i4": IDX integers are big-endian, whatever the machine's byte order.
         found = int(np.frombuffer(data, dtype=">i4", count=1)[0])
         if found != magic:
-            raise ValueError(
+            raise InputError(
                 f"load_mnist: {file} has magic number {found}, expected {magic} "
                 f"({'images' if magic == IMAGES_MAGIC else 'labels'}); is it the right file?"
             )
     if len(data) < header_bytes:
-        raise ValueError(
+        raise InputError(
             f"load_mnist: {file} is truncated: {len(data)} bytes, shorter than the "
             f"{header_bytes}-byte IDX header"
         )
@@ -120,7 +122,7 @@ def _check_size(file: Path, data: bytes, header_bytes: int, expected: int, what:
     actual = len(data) - header_bytes
     if actual != expected:
         state = "truncated" if actual < expected else "longer than its header says"
-        raise ValueError(
+        raise InputError(
             f"load_mnist: {file} is {state}: the header announces {what} = {expected} bytes "
             f"of data, the file has {actual}"
         )
@@ -129,7 +131,7 @@ def _check_size(file: Path, data: bytes, header_bytes: int, expected: int, what:
 def _parse_images(file: Path, data: bytes) -> np.ndarray:
     n, rows, cols = _header(file, data, IMAGES_MAGIC, 3)
     if (rows, cols) != (ROWS, COLS):
-        raise ValueError(
+        raise InputError(
             f"load_mnist: {file} holds {rows}x{cols} images, expected {ROWS}x{COLS} (MNIST)"
         )
     _check_size(file, data, 16, n * rows * cols, f"{n} images of {rows}x{cols}")
@@ -142,7 +144,7 @@ def _parse_labels(file: Path, data: bytes) -> np.ndarray:
     _check_size(file, data, 8, n, f"{n} labels")
     labels = np.frombuffer(data, dtype=np.uint8, offset=8)
     if n and labels.max() >= N_CLASSES:
-        raise ValueError(
+        raise InputError(
             f"load_mnist: {file} holds label {int(labels.max())}, "
             f"expected digits 0..{N_CLASSES - 1}"
         )

@@ -14,6 +14,7 @@ import numpy as np
 
 from tinygrad_edu import ops
 from tinygrad_edu.autograd import Function
+from tinygrad_edu.errors import InputError
 from tinygrad_edu.nn.layers import dropout
 from tinygrad_edu.tensor import Tensor
 
@@ -69,7 +70,7 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 def _check_reduction(reduction: str, name: str) -> None:
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        raise InputError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
 def _check_prediction(x: Any, name: str) -> Tensor:
@@ -87,7 +88,7 @@ def _as_target(target: Any, like: Tensor, name: str) -> Tensor:
     elif target.dtype not in _FLOATS:
         target = Tensor(target.numpy(), dtype=like.dtype, device=like.device)
     if target.shape != like.shape:
-        raise ValueError(
+        raise InputError(
             f"{name}: input shape {like.shape} and target shape {target.shape} differ; "
             "expected the same shape (reshape one, e.g. y.reshape(-1, 1))"
         )
@@ -130,31 +131,31 @@ def _labels(labels: Any, n: int, classes: int) -> np.ndarray:
         array = labels.numpy()
     else:
         if isinstance(labels, (bool, int, float, np.generic)):
-            raise ValueError(f"{name}: labels must be a 1-D sequence of ints, got {labels!r}")
+            raise InputError(f"{name}: labels must be a 1-D sequence of ints, got {labels!r}")
         try:
             array = np.asarray(labels)
         except ValueError as exc:
-            raise ValueError(f"{name}: labels are not a flat list of ints ({exc})") from None
+            raise InputError(f"{name}: labels are not a flat list of ints ({exc})") from None
     if array.dtype.kind not in "iu" or array.dtype == np.bool_:
         hint = (
             " (a float Tensor? build labels with dtype='int64')" if array.dtype.kind == "f" else ""
         )
-        raise ValueError(
+        raise InputError(
             f"{name}: labels must be integers (class indices), got dtype {array.dtype}{hint}"
         )
     if array.ndim != 1:
-        raise ValueError(
+        raise InputError(
             f"{name}: labels must be 1-D (one class index per row), got shape {array.shape}"
         )
     if len(array) != n:
-        raise ValueError(
+        raise InputError(
             f"{name}: {len(array)} labels for {n} rows of logits; expected one label per row"
         )
     if n:
         low, high = array.min(), array.max()
         if low < 0 or high >= classes:
             bad = low if low < 0 else high
-            raise ValueError(
+            raise InputError(
                 f"{name}: label {int(bad)} is out of range for {classes} classes; "
                 f"expected labels in [0, {classes - 1}]"
             )
@@ -171,12 +172,12 @@ def cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean") -> Tenso
     _check_reduction(reduction, "cross_entropy")
     logits = _check_prediction(logits, "cross_entropy")
     if logits.ndim != 2:
-        raise ValueError(
+        raise InputError(
             f"cross_entropy: logits must be 2-D (N samples, C classes), got shape {logits.shape}"
         )
     n, classes = logits.shape
     if classes == 0:
-        raise ValueError(f"cross_entropy: logits have 0 classes (shape {logits.shape})")
+        raise InputError(f"cross_entropy: logits have 0 classes (shape {logits.shape})")
     if (
         isinstance(labels, Tensor)
         and labels.dtype == np.int64
@@ -239,7 +240,7 @@ def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") ->
     if input.size:
         low, high = float(input.min().item()), float(input.max().item())
         if not (low >= 0.0 and high <= 1.0):  # also catches NaN
-            raise ValueError(
+            raise InputError(
                 f"{name}: input must hold probabilities in [0, 1], got values in [{low}, {high}] "
                 "(apply sigmoid first, or use cross_entropy on raw scores)"
             )
@@ -268,7 +269,7 @@ def _check_lam(lam: Any, name: str) -> float:
     except (TypeError, ValueError):
         raise TypeError(f"{name}: lam must be a number, got {lam!r}") from None
     if not lam >= 0:
-        raise ValueError(f"{name}: lam must be >= 0, got {lam}")
+        raise InputError(f"{name}: lam must be >= 0, got {lam}")
     return lam
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_edu import ops
+from tinygrad_edu.errors import InputError
 from tinygrad_edu.nn.module import Module
 from tinygrad_edu.random import get_rng
 from tinygrad_edu.tensor import Tensor
@@ -60,7 +61,7 @@ class Linear(Module):
             if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
                 raise TypeError(f"Linear: {what} must be an int, got {n!r}")
             if n < 1:
-                raise ValueError(f"Linear: {what} must be >= 1, got {n}")
+                raise InputError(f"Linear: {what} must be >= 1, got {n}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         dtype = "float32" if dtype is None else dtype
         bound = 1.0 / math.sqrt(self.in_features)
@@ -78,7 +79,7 @@ class Linear(Module):
         ``Sequential`` passes it when this layer is followed by that activation."""
         shape = _check_input(x, "Linear").shape
         if not shape or shape[-1] != self.in_features:
-            raise ValueError(
+            raise InputError(
                 f"Linear: input of shape {shape} does not match in_features="
                 f"{self.in_features}; expected shape (..., {self.in_features})"
             )
@@ -231,7 +232,7 @@ class Flatten(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim < 2:
-            raise ValueError(f"Flatten: expected a batch of shape (N, ...), got shape {x.shape}")
+            raise InputError(f"Flatten: expected a batch of shape (N, ...), got shape {x.shape}")
         return x.reshape(x.shape[0], -1)
 
 
@@ -270,7 +271,7 @@ class GaussianNoise(Module):
         super().__init__()
         std = float(std)
         if not (std >= 0 and math.isfinite(std)):
-            raise ValueError(f"GaussianNoise: std must be a finite number >= 0, got {std}")
+            raise InputError(f"GaussianNoise: std must be a finite number >= 0, got {std}")
         self.std = std
 
     def forward(self, x: Tensor) -> Tensor:
@@ -288,7 +289,7 @@ def _check_probability(p: Any, where: str) -> float:
     if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
         raise TypeError(f"{where}: p must be a number, got {p!r}")
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{where}: p must be in [0, 1], got {p}")
+        raise InputError(f"{where}: p must be in [0, 1], got {p}")
     return float(p)
 
 

@@ -16,6 +16,7 @@ import math
 import numbers
 from typing import Any
 
+from tinygrad_edu.errors import InputError
 from tinygrad_edu.optim.optimizer import Optimizer
 
 __all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "StepLR"]
@@ -29,13 +30,13 @@ class LRScheduler:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{name}: expected an Optimizer, got {type(optimizer).__name__}")
         if not isinstance(last_epoch, int) or last_epoch < -1:
-            raise ValueError(f"{name}: last_epoch must be an int >= -1, got {last_epoch!r}")
+            raise InputError(f"{name}: last_epoch must be an int >= -1, got {last_epoch!r}")
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
                 group.setdefault("initial_lr", group["lr"])
         elif any("initial_lr" not in group for group in optimizer.param_groups):
-            raise ValueError(
+            raise InputError(
                 f"{name}: resuming with last_epoch={last_epoch} needs 'initial_lr' in every "
                 "parameter group: load the optimizer's state_dict first"
             )
@@ -78,7 +79,7 @@ def _check_positive(scheduler: str, key: str, value: Any, integer: bool = False)
         expected = "an int" if integer else "a real number"
         raise TypeError(f"{scheduler}: {key} must be {expected}, got {value!r}")
     if not value > 0:
-        raise ValueError(f"{scheduler}: {key} must be > 0, got {value!r}")
+        raise InputError(f"{scheduler}: {key} must be > 0, got {value!r}")
 
 
 class StepLR(LRScheduler):
@@ -133,7 +134,7 @@ class CosineAnnealingLR(LRScheduler):
     ) -> None:
         _check_positive("CosineAnnealingLR", "T_max", T_max)
         if isinstance(eta_min, bool) or not isinstance(eta_min, numbers.Real) or eta_min < 0:
-            raise ValueError(f"CosineAnnealingLR: eta_min must be a number >= 0, got {eta_min!r}")
+            raise InputError(f"CosineAnnealingLR: eta_min must be a number >= 0, got {eta_min!r}")
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_edu.backend import get_backend
+from tinygrad_edu.errors import InputError
 from tinygrad_edu.optim.flat import FlatLayout, build_layouts
 from tinygrad_edu.tensor import Tensor
 
@@ -63,7 +64,7 @@ class Optimizer:
             raise TypeError(f"{name}: {_SET_MESSAGE}")
         groups = list(params)
         if not groups:
-            raise ValueError(f"{name}: got an empty parameter list")
+            raise InputError(f"{name}: got an empty parameter list")
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         for group in groups:
@@ -86,10 +87,10 @@ class Optimizer:
         for k, p in enumerate(group["params"]):
             _check_param(name, k, p)
         if len({id(p) for p in group["params"]}) != len(group["params"]):
-            raise ValueError(f"{name}: a parameter group lists the same parameter twice")
+            raise InputError(f"{name}: a parameter group lists the same parameter twice")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in group["params"]):
-            raise ValueError(f"{name}: some parameters appear in more than one parameter group")
+            raise InputError(f"{name}: some parameters appear in more than one parameter group")
         for key, default in self.defaults.items():
             group.setdefault(key, default)
         self._validate_group(group)
@@ -171,7 +172,7 @@ class Optimizer:
                 f"{name}: a parameter's .grad must be a Tensor or None, got {type(grad).__name__}"
             )
         if grad.shape != p.shape or grad.dtype != p.dtype or grad.device != p.device:
-            raise ValueError(
+            raise InputError(
                 f"{name}: a parameter of shape {p.shape}, dtype {p.dtype}, device {p.device!r} "
                 f"has a .grad of shape {grad.shape}, dtype {grad.dtype}, device {grad.device!r}"
             )
@@ -236,25 +237,25 @@ class Optimizer:
         """
         name = type(self).__name__
         if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
-            raise ValueError(
+            raise InputError(
                 f"{name}.load_state_dict: expected a dict with keys 'state' and 'param_groups'"
             )
         saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError(
+            raise InputError(
                 f"{name}.load_state_dict: the dict has {len(saved_groups)} parameter groups, "
                 f"the optimizer has {len(self.param_groups)}"
             )
         new_groups, params = [], []
         for k, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
             if len(saved["params"]) != len(group["params"]):
-                raise ValueError(
+                raise InputError(
                     f"{name}.load_state_dict: group {k} has {len(saved['params'])} parameters in "
                     f"the dict and {len(group['params'])} in the optimizer"
                 )
             missing = sorted(set(self.defaults) - set(saved))
             if missing:
-                raise ValueError(f"{name}.load_state_dict: group {k} lacks options {missing}")
+                raise InputError(f"{name}.load_state_dict: group {k} lacks options {missing}")
             new_group = {key: v for key, v in saved.items() if key != "params"}
             new_group["params"] = group["params"]
             self._validate_group(new_group)
@@ -263,7 +264,7 @@ class Optimizer:
         new_state = {}
         for i, entry in saved_state.items():
             if not isinstance(i, (int, np.integer)) or not 0 <= i < len(params):
-                raise ValueError(
+                raise InputError(
                     f"{name}.load_state_dict: state key {i!r} is not a parameter index "
                     f"(0 to {len(params) - 1})"
                 )
@@ -278,7 +279,7 @@ class Optimizer:
         backend = get_backend(p.device)
         fresh = self._init_state(backend, p, group)
         if set(entry) != set(fresh):
-            raise ValueError(
+            raise InputError(
                 f"{name}.load_state_dict: state of parameter {i} has keys {sorted(entry)}, "
                 f"expected {sorted(fresh)} for these options"
             )
@@ -286,19 +287,19 @@ class Optimizer:
         for key, value in entry.items():
             if key == "step":
                 if not isinstance(value, (int, np.integer)) or value < 0:
-                    raise ValueError(
+                    raise InputError(
                         f"{name}.load_state_dict: parameter {i}: step must be an int >= 0, "
                         f"got {value!r}"
                     )
                 loaded[key] = int(value)
             elif value is None:
                 if fresh[key] is not None:
-                    raise ValueError(f"{name}.load_state_dict: parameter {i}: {key} is None")
+                    raise InputError(f"{name}.load_state_dict: parameter {i}: {key} is None")
                 loaded[key] = None
             else:
                 array = np.asarray(value)
                 if array.shape != p.shape or array.dtype.kind not in "fiu":
-                    raise ValueError(
+                    raise InputError(
                         f"{name}.load_state_dict: parameter {i}: {key} has shape {array.shape} "
                         f"and dtype {array.dtype}, expected shape {p.shape} (a float array)"
                     )
@@ -334,7 +335,7 @@ def _check_param(name: str, k: int, p: Any) -> None:
             f"{name}: parameter {k} has requires_grad=False, so it would never get a gradient"
         )
     if not p.is_leaf:
-        raise ValueError(f"{name}: parameter {k} is not a leaf tensor (it was computed by an op)")
+        raise InputError(f"{name}: parameter {k} is not a leaf tensor (it was computed by an op)")
 
 
 def check_hyperparameter(
@@ -352,4 +353,4 @@ def check_hyperparameter(
     too_high = high is not None and (value >= high if high_open else value > high)
     if not value >= low or too_high:  # `not >=` also catches NaN
         expected = f">= {low}" if high is None else f"in [{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"{optimizer}: invalid {key} value {value!r}; expected {expected}")
+        raise InputError(f"{optimizer}: invalid {key} value {value!r}; expected {expected}")

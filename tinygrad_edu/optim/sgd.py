@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tinygrad_edu.errors import InputError
 from tinygrad_edu.optim.optimizer import Optimizer, check_hyperparameter
 
 
@@ -83,7 +84,7 @@ class SGD(Optimizer):
         check_hyperparameter(name, "dampening", group["dampening"], low=-float("inf"))
         check_hyperparameter(name, "weight_decay", group["weight_decay"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-            raise ValueError(
+            raise InputError(
                 f"{name}: Nesterov momentum requires momentum > 0 and dampening = 0, got "
                 f"momentum={group['momentum']!r}, dampening={group['dampening']!r}"
             )
