@@ -5,7 +5,7 @@ x = tg.Tensor([[1.0, 2.0]], requires_grad=True)
 """
 
 from tinygrad_edu import config, cuda, data, datasets, nn, optim, train
-from tinygrad_edu.autograd import is_grad_enabled, no_grad
+from tinygrad_edu.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from tinygrad_edu.errors import InputError
 from tinygrad_edu.gradcheck import GradcheckError, gradcheck, numerical_gradient
 from tinygrad_edu.io import load, save
@@ -20,6 +20,7 @@ __all__ = [
     "config",
     "cuda",
     "data",
+    "enable_grad",
     "datasets",
     "gradcheck",
     "is_grad_enabled",
@@ -30,5 +31,6 @@ __all__ = [
     "numerical_gradient",
     "optim",
     "save",
+    "set_grad_enabled",
     "train",
 ]

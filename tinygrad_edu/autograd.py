@@ -7,13 +7,14 @@ dL/d(output) and returns dL/d(input) for each input (the chain rule, one node at
 Calling ``SomeOp.apply(x, y)`` runs ``forward`` and, when any input requires a gradient, links
 the output tensor to this node (``out._ctx``). ``loss.backward()`` then visits the nodes from the
 loss back to the leaves, each node once, and adds up the gradients that reach each tensor.
+Whether anything is recorded is the grad mode: one flag per thread (``no_grad``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator
+import threading
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any
 
@@ -22,23 +23,65 @@ if TYPE_CHECKING:
 
 # ----- recording on and off -----
 
-_grad_enabled = True
+
+class _GradMode(threading.local):
+    """Whether operations are recorded, one flag per thread (as PyTorch's grad mode): one
+    thread's ``with tg.no_grad():`` never changes what another thread records."""
+
+    def __init__(self) -> None:  # runs once in every thread that looks at the flag
+        self.enabled = True
+        self.outer: list[bool] = []  # the modes to restore, innermost last
+
+
+_grad_mode = _GradMode()
 
 
 def is_grad_enabled() -> bool:
-    return _grad_enabled
+    """True when operations on tensors that require a gradient are recorded (in this thread)."""
+    return _grad_mode.enabled
 
 
-@contextlib.contextmanager
-def no_grad() -> Iterator[None]:
+class _GradModeBlock(contextlib.ContextDecorator):
+    """A ``with`` block (or a function decorator) that sets this thread's grad mode inside it
+    and restores the previous mode on the way out, also when the block raises."""
+
+    mode = True
+
+    def __enter__(self) -> None:
+        _grad_mode.outer.append(_grad_mode.enabled)  # per thread, so nesting and threads are safe
+        _grad_mode.enabled = self.mode
+
+    def __exit__(self, *exc_info: object) -> None:
+        _grad_mode.enabled = _grad_mode.outer.pop()
+
+
+class no_grad(_GradModeBlock):
     """Inside ``with tg.no_grad():`` operations record nothing and return tensors that do not
-    require a gradient (evaluation, optimizer updates). Also usable as a decorator."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+    require a gradient (evaluation, optimizer updates). Also usable as ``@tg.no_grad()``."""
+
+    mode = False
+
+
+class enable_grad(_GradModeBlock):
+    """Turns recording back on inside a ``no_grad`` block (or a function decorated with it)."""
+
+    mode = True
+
+
+class set_grad_enabled(_GradModeBlock):
+    """``tg.set_grad_enabled(False)`` switches recording off for this thread at once (as a
+    call), or inside a ``with`` block only (as a context manager), as PyTorch's does."""
+
+    def __init__(self, mode: bool) -> None:
+        if not isinstance(mode, (bool, int)):
+            raise TypeError(f"set_grad_enabled: expected a bool, got {type(mode).__name__}")
+        self.mode = bool(mode)
+        self._previous = _grad_mode.enabled
+        _grad_mode.enabled = self.mode  # a plain call takes effect now
+
+    def __enter__(self) -> None:
+        _grad_mode.outer.append(self._previous)  # leaving the block restores the mode before it
+        _grad_mode.enabled = self.mode
 
 
 # ----- one node of the graph -----
@@ -92,7 +135,7 @@ class Function:
         out._data, out.grad = result, None
         # An op's output lives on its inputs' device, unless the op moves it (ops.ToDevice).
         out.device, out._backend = ctx.device or device, ctx.backend
-        if _grad_enabled and True in needs:
+        if _grad_mode.enabled and True in needs:
             ctx.seq = next(_creation_numbers)  # orders the backward walk
             ctx.parents, ctx.needs_input_grad, ctx.released = inputs, tuple(needs), False
             out.requires_grad, out._ctx = True, ctx

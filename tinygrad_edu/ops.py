@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 from tinygrad_edu.autograd import Function
+from tinygrad_edu.errors import InputError
 
 
 def _shape(x) -> tuple[int, ...]:
@@ -100,9 +101,24 @@ class Pow(Function):
             slope = b.binary("mul", p, b.binary("pow", x, p_minus_1))
             dx = b.sum_to(b.binary("mul", g, slope), _shape(x))
         if need_p:
-            log_x = math.log(x) if isinstance(x, float) else b.unary("log", x)  # 2.0 ** t
+            log_x = _log_of_base(x) if isinstance(x, (int, float)) else b.unary("log", x)
             dp = b.sum_to(b.binary("mul", g, b.binary("mul", z, log_x)), _shape(p))
         return dx, dp
+
+
+def _log_of_base(x: float) -> float:
+    """log(x) for a Python-number base (2.0 ** t): the exponent's gradient needs it.
+
+    NOTE: log(0) is -inf by numpy's rules; a negative base has no real logarithm, so the
+    gradient z * log(x) does not exist (an array base gets numpy's NaN there, as PyTorch).
+    """
+    if x < 0:
+        raise InputError(
+            f"pow backward: the gradient with respect to the exponent of {x!r} ** t needs "
+            f"log({x!r}), which is not a real number for a negative base; use a positive base "
+            "or detach the exponent"
+        )
+    return math.log(x) if x > 0 else -math.inf
 
 
 class AddScalar(Function):

@@ -425,6 +425,96 @@ class Tensor:
     def __rmatmul__(self, other: Any) -> Tensor:
         return self._operand(other, "matmul").matmul(self)
 
+    # ----- in place: x -= y keeps x (the same object, its storage, its requires_grad) -----
+    # NOTE: without these, Python runs `x = x - y`, which rebinds the name to a new tensor: the
+    # hand-written step `with tg.no_grad(): w -= lr * w.grad` would then leave `w` unchanged.
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._in_place("add_", Tensor.__add__, other)
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._in_place("sub_", Tensor.__sub__, other)
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._in_place("mul_", Tensor.__mul__, other)
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._in_place("div_", Tensor.__truediv__, other)
+
+    def __ipow__(self, other: Any) -> Tensor:
+        return self._in_place("pow_", Tensor.__pow__, other)
+
+    def add_(self, other: Any, alpha: float = 1) -> Tensor:
+        """self += alpha * other, in place."""
+        return self._in_place("add_", Tensor.__add__, other if alpha == 1 else alpha * other)
+
+    def sub_(self, other: Any, alpha: float = 1) -> Tensor:
+        """self -= alpha * other, in place."""
+        return self._in_place("sub_", Tensor.__sub__, other if alpha == 1 else alpha * other)
+
+    def mul_(self, other: Any) -> Tensor:
+        return self._in_place("mul_", Tensor.__mul__, other)
+
+    def div_(self, other: Any) -> Tensor:
+        return self._in_place("div_", Tensor.__truediv__, other)
+
+    def clamp_(self, min: float | None = None, max: float | None = None) -> Tensor:
+        return self._in_place("clamp_", lambda t, _: t.clip(min, max), None)
+
+    def fill_(self, value: float) -> Tensor:
+        return self._in_place("fill_", lambda t, v: t._full_like(v), float(value))
+
+    def zero_(self) -> Tensor:
+        return self.fill_(0.0)
+
+    def copy_(self, src: Any) -> Tensor:
+        """Write ``src``'s values (broadcast to this tensor's shape) into this tensor."""
+        return self._in_place("copy_", lambda t, s: t._full_like(0.0) + s, src)
+
+    def _full_like(self, value: float) -> Tensor:
+        return Tensor.full(self.shape, value, dtype=self.dtype, device=self.device)
+
+    def _in_place(self, name: str, op: Any, other: Any) -> Tensor:
+        """Compute ``op(self, other)`` and write the result into this tensor's storage.
+
+        In place means outside the graph for a leaf, as PyTorch's rule: a leaf that requires a
+        gradient (a parameter) may be changed in place only with grad mode off
+        (``with tg.no_grad():``). Anything else whose result must be recorded (``total +=
+        loss``) is recorded, as PyTorch does, and this tensor becomes the recorded result.
+        """
+        if autograd.is_grad_enabled():
+            if self.requires_grad and self._ctx is None:
+                raise RuntimeError(
+                    f"{name}: in-place update of a leaf tensor that requires grad while grad "
+                    "mode is on; do it inside `with tg.no_grad():` (e.g. a hand-written gradient "
+                    "step), or write it out of place (x = x - y)"
+                )
+            if self.requires_grad or (isinstance(other, Tensor) and other.requires_grad):
+                # The op's input is a twin holding the present value and graph link, so this
+                # tensor can become the output without becoming its own input; its old storage
+                # stays with any node that saved it (nothing saved for a backward is overwritten).
+                before = Tensor._wrap(self._data, self.device, self._backend)
+                before._ctx, before.requires_grad = self._ctx, self.requires_grad
+                out = op(before, other)
+                self._data, self._ctx, self.requires_grad = out._data, out._ctx, out.requires_grad
+                return self
+        if type(other) is int and self.dtype.kind == "i":  # labels += 1 stays integer
+            other = Tensor(other, dtype=self.dtype, device=self.device)
+        with autograd.no_grad():
+            out = op(self, other)
+        if out.shape != self.shape:
+            raise InputError(
+                f"{name}: the result has shape {out.shape}, which does not fit in place into "
+                f"this tensor's shape {self.shape}"
+            )
+        if not np.can_cast(out.dtype, self.dtype, "same_kind"):
+            raise TypeError(
+                f"{name}: the result's dtype {out.dtype} cannot be stored in place in a "
+                f"tensor of dtype {self.dtype}"
+            )
+        self._backend.copy_into(self._data, out._data)
+        return self
+
     # ----- comparisons: not differentiable, float32 0.0 / 1.0 -----
 
     def _compare(self, op: str, other: Any) -> Tensor:

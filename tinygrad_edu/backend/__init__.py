@@ -27,6 +27,7 @@ KERNELS: tuple[str, ...] = (
     "full",
     "zeros_like",
     "copy",
+    "copy_into",
     "astype",
     "is_view",
     # elementwise

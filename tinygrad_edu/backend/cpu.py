@@ -42,6 +42,7 @@ from tinygrad_edu.backend.reference import (  # noqa: F401  (part of the interfa
     bernoulli_mask,
     concatenate,
     copy,
+    copy_into,
     full,
     getitem,
     getitem_backward,

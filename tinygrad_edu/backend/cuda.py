@@ -151,6 +151,14 @@ def copy(x) -> DeviceArray:
     return out
 
 
+def copy_into(dst, src) -> None:
+    """Write ``src``'s values into ``dst``'s device memory (same shape), in ``dst``'s dtype."""
+    if src.dtype != dst.dtype:
+        src = astype(src, dst.dtype)
+    if dst.size:
+        dst.copy_to_device(src)
+
+
 def astype(x, dtype) -> DeviceArray:
     dtype = np.dtype(dtype)
     if dtype == x.dtype:

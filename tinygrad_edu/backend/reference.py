@@ -63,6 +63,11 @@ def astype(x: np.ndarray, dtype) -> np.ndarray:
     return x.astype(dtype)
 
 
+def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
+    """Write ``src``'s values into ``dst``'s memory (same shape), converting to ``dst``'s dtype."""
+    np.copyto(dst, src, casting="unsafe")
+
+
 def is_view(x: np.ndarray) -> bool:
     """True when ``x`` may share memory with another array (the engine copies such gradients)."""
     return x.base is not None
