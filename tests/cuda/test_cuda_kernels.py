@@ -42,6 +42,26 @@ def test_storage_round_trip_and_constructors(C, dev, host, check, rng):
     check(C.zeros((0, 3), F64), np.zeros((0, 3)))
 
 
+def test_copy_into_writes_the_same_memory_in_its_dtype(C, dev, host, rng):
+    dst = dev(np.zeros((2, 3), np.float32))
+    src = rng.standard_normal((2, 3))  # float64: stored as float32, as np.copyto(casting=unsafe)
+    C.copy_into(dst, dev(src))
+    expected = np.zeros((2, 3), np.float32)
+    R.copy_into(expected, src)
+    assert np.array_equal(host(dst), expected)
+
+
+def test_in_place_step_on_a_cuda_tensor_updates_it(C):
+    import tinygrad_edu as tg
+
+    w = tg.Tensor([1.0, 2.0], requires_grad=True).to("cuda")
+    w = w.detach().requires_grad_()
+    (w * w).sum().backward()
+    with tg.no_grad():
+        w -= 0.25 * w.grad  # w - 0.25 * 2w = 0.5 w
+    assert w.device == "cuda" and np.allclose(w.numpy(), [0.5, 1.0])
+
+
 def test_is_view_marks_reshapes_only(C, dev):
     d = dev(np.arange(6.0))
     assert not C.is_view(d)
@@ -63,6 +83,21 @@ def test_unary(C, dev, check, rng, op):
     if op in ("log", "sqrt"):
         x = np.abs(x) + 0.1
     check(C.unary(op, dev(x)), R.unary(op, x))
+
+
+@pytest.mark.parametrize("op", ["neg", "exp", "abs", "sign", "tanh", "relu", "sigmoid"])
+def test_unary_propagates_nan_and_handles_inf(C, dev, check, op):
+    # NOTE: relu(NaN) was 0 on CUDA and NaN on the CPU; NaN must propagate everywhere.
+    x = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 5e-324, -1.5])
+    with np.errstate(all="ignore"):
+        check(C.unary(op, dev(x)), R.unary(op, x))
+
+
+def test_fused_linear_relu_propagates_nan(C, dev, check):
+    x = np.array([[np.nan, 1.0], [1.0, -2.0]])
+    w = np.array([[1.0, 0.5], [-1.0, 1.0]])
+    b = np.array([0.0, -10.0])
+    check(C.linear_forward(dev(x), dev(w), dev(b), "relu"), R.linear_forward(x, w, b, "relu"))
 
 
 def test_unary_float32_stays_float32(C, dev, check, rng):
@@ -281,6 +316,19 @@ def test_softmax_does_not_overflow(C, dev, check):
     check(C.log_softmax(dev(x), 1), R.log_softmax(x, 1))
 
 
+def test_out_of_range_labels_on_the_device_raise_as_on_the_cpu(C):
+    import tinygrad_edu as tg
+
+    # NOTE: device labels used to be unchecked, giving a silent NaN loss.
+    logits = tg.Tensor(np.zeros((2, 3)), dtype="float64").to("cuda")
+    for bad in ([0, 3], [-1, 0]):
+        labels = tg.Tensor(bad, dtype="int64").to("cuda")
+        with pytest.raises(ValueError, match="cross_entropy: label -?[0-9]+ is out of range"):
+            tg.nn.functional.cross_entropy(logits, labels)
+        with pytest.raises(ValueError, match="out of range"):  # the CPU says the same
+            tg.nn.functional.cross_entropy(logits.to("cpu"), labels.to("cpu"))
+
+
 @pytest.mark.parametrize("labels_on_device", [False, True])
 def test_cross_entropy(C, dev, check, rng, labels_on_device):
     logits = rng.standard_normal((5, 3)) * 2
@@ -307,9 +355,8 @@ def test_cross_entropy(C, dev, check, rng, labels_on_device):
         C.cross_entropy_forward(dev(logits), labels[:3])
     with pytest.raises(ValueError, match="out of range"):
         C.cross_entropy_forward(dev(logits), np.array([0, 1, 2, 3, 0]))
-    # Device labels are not checked (that would wait for the GPU): a bad one gives NaN, safely.
-    losses, _ = C.cross_entropy_forward(dev(logits), dev(np.array([0, 1, 2, 3, -1])))
-    assert np.isnan(C.to_numpy(losses)[3:]).all() and np.isfinite(C.to_numpy(losses)[:3]).all()
+    with pytest.raises(ValueError, match="label -1 is out of range"):  # device labels too
+        C.cross_entropy_forward(dev(logits), dev(np.array([0, 1, 2, -1, 0])))
 
 
 # ----- matmul -----

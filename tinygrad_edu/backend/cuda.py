@@ -738,16 +738,15 @@ def log_softmax_backward(g, y, axis: int):
 def _labels_on_device(logits, labels):
     """Labels as an int64 device array.
 
-    A host array is checked (``reference.check_labels``: one int in [0, C) per row) and sent to
-    the GPU, n * 8 bytes per call. Device labels are not checked here, which would cost a wait
-    for the GPU on every call (``nn.functional.cross_entropy`` checks them before they get
-    here); a label out of range gives a NaN loss rather than a read out of bounds.
+    Labels are checked (``reference.check_labels``: one int in [0, C) per row) on the host.
+    NOTE: device labels are copied to the host for the check (n * 8 bytes and a wait for the
+    GPU): an unchecked label out of range would give a silent NaN loss, which costs more.
     """
     n = logits.shape[0]
+    host = labels.copy_to_host() if _is_device(labels) else np.asarray(labels)
+    reference.check_labels(logits, host)
     if not _is_device(labels):
-        labels = np.asarray(labels)
-        reference.check_labels(logits, labels)
-        labels = cuda.to_device(np.ascontiguousarray(labels, dtype=np.int64))
+        labels = cuda.to_device(np.ascontiguousarray(host, dtype=np.int64))
     elif labels.dtype != np.int64:
         labels = astype(labels, np.int64)
     if labels.size != n:

@@ -97,7 +97,7 @@ def _unary_op(code, v, a, b):
     if code == TANH:
         return _tanh(v)
     if code == RELU:
-        return v if v > 0 else 0
+        return v if v > 0 or v != v else 0  # NaN propagates, as on the CPU
     if code == SIGMOID:  # no overflow, and no cancellation in the negative tail
         if v >= 0:
             return 1.0 / (1.0 + _exp(-v))

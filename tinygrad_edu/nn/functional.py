@@ -184,8 +184,8 @@ def cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean") -> Tenso
         and labels.shape == (n,)
         and labels.device == logits.device
     ):
-        # The common case (a DataLoader batch): pass the labels where they are. The kernels
-        # check the range themselves, so nothing is copied back to the host.
+        # The common case (a DataLoader batch): pass the labels where they are. Every
+        # backend's cross-entropy kernel checks their range (reference.check_labels).
         return ops.CrossEntropy.apply(logits, labels._data, reduction)
     array = _labels(labels, n, classes)
     return ops.CrossEntropy.apply(logits, logits._backend.asarray(array), reduction)
