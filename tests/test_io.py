@@ -349,3 +349,23 @@ def test_max_bytes_must_be_an_int(tmp_path, bad):
     path = save({"w": np.ones(2)}, tmp_path / "m.npz")
     with pytest.raises(TypeError, match="load: max_bytes"):
         load(path, max_bytes=bad)
+
+
+@pytest.mark.parametrize(
+    "header, fragment",
+    [
+        ("{'descr': '<f4', 'fortran_order': False, 'shape': (-3,), }", "negative shape"),
+        ("{'descr': ('<f4', (2,)), 'fortran_order': False, 'shape': (3,), }", "subarray"),
+        ("{'descr': '<f4', 'shape': (3,), }", "cannot be read"),
+    ],
+    ids=["negative", "subarray", "missing_key"],
+)
+def test_malformed_headers_are_refused_naming_the_member(tmp_path, header, fragment):
+    # Written by hand: numpy's own header writer would not produce these.
+    text = header + " " * (63 - (10 + len(header)) % 64) + "\n"  # pad to 64 bytes, as numpy does
+    raw = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1")
+    path = _write_member(tmp_path / "bad.npz", "w.npy", raw, data=bytes(24))
+    with pytest.raises(ValueError, match="load") as info:
+        load(path)
+    message = str(info.value)
+    assert str(path) in message and "'w.npy'" in message and fragment in message

@@ -216,6 +216,12 @@ def _read_header(archive: zipfile.ZipFile, name: str) -> _Header:
             f"load: {archive.filename}: member {name!r} holds an object array ({dtype}), which "
             "would need pickle; only numeric arrays are loaded"
         )
+    if dtype.subdtype is not None:
+        # A subarray dtype such as ('<f4', (2,)) hides extra dimensions inside the element; numpy
+        # never writes one as a whole array's dtype.
+        raise InputError(
+            f"load: {archive.filename}: member {name!r} declares a subarray dtype {dtype}"
+        )
     if any(d < 0 for d in shape):
         raise InputError(
             f"load: {archive.filename}: member {name!r} declares a negative shape {shape}"
@@ -232,7 +238,9 @@ def _read_data(archive: zipfile.ZipFile, name: str, header: _Header) -> np.ndarr
     count = math.prod(shape)
     nbytes = count * dtype.itemsize
     try:
-        flat = np.empty(count, dtype=dtype)
+        # zeros, not empty: a short member can never expose uninitialized memory (and calloc'd
+        # pages cost nothing until written).
+        flat = np.zeros(count, dtype=dtype)
     except MemoryError as err:
         raise InputError(
             f"load: {archive.filename}: member {name!r} declares {nbytes} bytes, more than this "
