@@ -92,6 +92,18 @@ def test_train_on_mnist_files(capsys, tmp_path, rng):
     assert tg.load(out_dir / "model.npz")["0.weight"].shape == (15, 784)
 
 
+def test_mnist_header_claiming_absurd_dimensions_is_a_clear_error(capsys, tmp_path, rng):
+    # --mnist goes through load_mnist's size checks: a header claiming 10**9 images in a tiny file
+    # is refused from the header, not answered with a MemoryError.
+    _write_idx(tmp_path, "train", 6, rng)
+    bad = tmp_path / "train-images-idx3-ubyte"
+    bad.write_bytes(struct.pack(">iiii", 2051, 10**9, 28, 28) + bytes(784))
+    code, _, err = _run(capsys, "train", "--mnist", str(tmp_path), "--out", str(tmp_path))
+    assert code == 1
+    assert "tinygrad-edu train: error: load_mnist:" in err
+    assert bad.name in err and f"{10**9 * 784} bytes" in err and "max_bytes" in err
+
+
 def test_missing_mnist_folder_is_a_clear_error(capsys, tmp_path):
     code, _, err = _run(capsys, "train", "--mnist", str(tmp_path / "nope"), "--out", str(tmp_path))
     assert code == 1

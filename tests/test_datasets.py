@@ -3,6 +3,7 @@
 import gzip
 import importlib.util
 import struct
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -221,3 +222,91 @@ def test_mnist_corrupt_gzip(tmp_path, digits_28, damage):
     )
     _write(tmp_path, "train-labels-idx1-ubyte", _idx_labels(labels))
     _assert_value_error_naming(bad, "gzip", tmp_path)
+
+
+# ----- headers that lie, and gzip bombs -----
+
+
+def _idx_header(magic: int, *dims: int) -> bytes:
+    return struct.pack(f">{1 + len(dims)}i", magic, *dims)
+
+
+def test_mnist_header_claiming_a_billion_images_is_refused_before_reading(tmp_path, digits_28):
+    _, labels = digits_28
+    bad = _write(tmp_path, "train-images-idx3-ubyte", _idx_header(2051, 10**9, 28, 28) + bytes(784))
+    _write(tmp_path, "train-labels-idx1-ubyte", _idx_labels(labels))
+    declared = 10**9 * 28 * 28
+    _assert_value_error_naming(bad, f"{declared} bytes", tmp_path)
+    _assert_value_error_naming(bad, f"max_bytes={2**31}", tmp_path)
+    # With the limit lifted, the file's real size (784 bytes of pixels) still refuses it.
+    with pytest.raises(ValueError, match="load_mnist") as info:
+        load_mnist(tmp_path, max_bytes=2**62)
+    assert bad.name in str(info.value) and "truncated" in str(info.value)
+    assert f"{declared} bytes" in str(info.value) and "the file has 784" in str(info.value)
+
+
+def test_mnist_negative_dimensions(tmp_path, digits_28):
+    _, labels = digits_28
+    bad = _write(tmp_path, "train-images-idx3-ubyte", _idx_header(2051, -1, 28, 28))
+    _write(tmp_path, "train-labels-idx1-ubyte", _idx_labels(labels))
+    _assert_value_error_naming(bad, "negative", tmp_path)
+
+
+def _gzip_bomb(path: Path, header: bytes, n_zero_mib: int) -> Path:
+    """A gzip of ``header`` then ``n_zero_mib`` MiB of zeros, written a MiB at a time."""
+    zeros = bytes(2**20)
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(header)
+        for _ in range(n_zero_mib):
+            f.write(zeros)
+    return path
+
+
+def _peak_bytes_while_loading(folder: Path, **kwargs) -> int:
+    tracemalloc.start()
+    try:
+        load_mnist(folder, **kwargs)
+    except ValueError:
+        pass
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak
+
+
+def test_mnist_gzip_bomb_declaring_its_size_is_refused_from_the_header(tmp_path, digits_28):
+    _, labels = digits_28
+    # An honest header for 60000 images (47 MB), gzipped to a few tens of KiB.
+    bomb = _gzip_bomb(tmp_path / "train-images-idx3-ubyte.gz", _idx_header(2051, 60000, 28, 28), 45)
+    assert bomb.stat().st_size < 2**20
+    _write(tmp_path, "train-labels-idx1-ubyte", _idx_labels(labels))
+    with pytest.raises(ValueError, match="load_mnist") as info:
+        load_mnist(tmp_path, max_bytes=2**20)
+    message = str(info.value)
+    assert bomb.name in message and "47040000 bytes" in message and "max_bytes=1048576" in message
+    assert _peak_bytes_while_loading(tmp_path, max_bytes=2**20) < 2**20
+
+
+def test_mnist_gzip_bomb_lying_about_its_size_is_read_no_further(tmp_path, digits_28):
+    _, labels = digits_28
+    # The header declares 5 images (3920 bytes); the gzip expands to 32 MiB.
+    bomb = _gzip_bomb(tmp_path / "train-images-idx3-ubyte.gz", _idx_header(2051, 5, 28, 28), 32)
+    _write(tmp_path, "train-labels-idx1-ubyte", _idx_labels(labels))
+    _assert_value_error_naming(bomb, "longer than its header says", tmp_path)
+    _assert_value_error_naming(bomb, "3920 bytes", tmp_path)
+    assert _peak_bytes_while_loading(tmp_path) < 2**20
+
+
+def test_mnist_under_the_limit_still_loads(tmp_path, digits_28):
+    images, labels = digits_28
+    _write(tmp_path, "train-images-idx3-ubyte", _idx_images(images), gz=True)
+    _write(tmp_path, "train-labels-idx1-ubyte", _idx_labels(labels))
+    X, y = load_mnist(tmp_path, max_bytes=images.size)  # exactly the images' size
+    np.testing.assert_array_equal(X, images.reshape(len(images), -1) / np.float32(255))
+    np.testing.assert_array_equal(y, labels)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1.5, True])
+def test_mnist_max_bytes_must_be_a_positive_int(tmp_path, bad):
+    with pytest.raises(ValueError, match="load_mnist: max_bytes"):
+        load_mnist(tmp_path, max_bytes=bad)

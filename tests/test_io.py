@@ -1,6 +1,8 @@
 """tg.save / tg.load: .npz round trips, numpy interop, and refusal of unsafe or broken files."""
 
+import io
 import pickle
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -230,3 +232,140 @@ def test_load_object_array_is_refused_before_anything_is_unpickled(tmp_path):
         load(path)
     assert str(path) in str(info.value) and "evil" in str(info.value)
     assert SPRUNG == []
+
+
+# ----- load: max_bytes, zip bombs and headers that lie -----
+
+
+def _npy_header(shape: tuple[int, ...], dtype: str = "<f4") -> bytes:
+    """A .npy header (magic included) declaring ``shape`` and ``dtype``, without array data."""
+    out = io.BytesIO()
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    np.lib.format.write_array_header_1_0(out, header)
+    return out.getvalue()
+
+
+def _write_member(path, name: str, header: bytes, n_zero_mib: int = 0, data: bytes = b""):
+    """A deflated zip with one member: ``header``, then ``data``, then ``n_zero_mib`` MiB of zeros.
+
+    The zeros are written a MiB at a time, so a bomb is built without holding it in memory.
+    """
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        with archive.open(name, "w", force_zip64=True) as member:
+            member.write(header + data)
+            zeros = bytes(2**20)
+            for _ in range(n_zero_mib):
+                member.write(zeros)
+    return path
+
+
+def _peak_bytes_while(fn) -> int:
+    """The most memory Python and numpy held at once while ``fn`` ran (tracemalloc sees both)."""
+    tracemalloc.start()
+    try:
+        fn()
+    except ValueError:
+        pass
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak
+
+
+def test_zip_bomb_is_refused_from_its_header(tmp_path):
+    # 32 MiB of zeros compress to a few tens of KiB; the header claims 2**28 float32 = 1 GiB.
+    path = _write_member(tmp_path / "bomb.npz", "w.npy", _npy_header((2**28,)), n_zero_mib=32)
+    assert path.stat().st_size < 2**20
+    with pytest.raises(ValueError, match="load") as info:
+        load(path, max_bytes=2**20)
+    message = str(info.value)
+    assert str(path) in message and "'w.npy'" in message
+    assert "(268435456,)" in message and f"{2**30} bytes" in message
+    assert "max_bytes=1048576" in message
+    # Refused before anything large was allocated or decompressed.
+    assert _peak_bytes_while(lambda: load(path, max_bytes=2**20)) < 2**20
+
+
+def test_declared_sizes_are_summed_over_members(tmp_path):
+    state = {"a": np.ones(100, dtype=np.float64), "b": np.arange(50, dtype=np.int32)}
+    path = save(state, tmp_path / "two.npz")
+    total = 100 * 8 + 50 * 4
+    with pytest.raises(ValueError, match="load") as info:
+        load(path, max_bytes=total - 1)
+    message = str(info.value)
+    # "a" alone fits; "b" brings the total over the limit and is the member named.
+    assert "'b.npy'" in message and "200 bytes" in message
+    assert f"total to {total} bytes" in message and f"max_bytes={total - 1}" in message
+
+    loaded = load(path, max_bytes=total)  # exactly at the limit is allowed
+    np.testing.assert_array_equal(loaded["a"], state["a"])
+    np.testing.assert_array_equal(loaded["b"], state["b"])
+
+
+def test_load_under_the_default_limit_round_trips(tmp_path):
+    state = _state()
+    loaded = load(save(state, tmp_path / "m.npz"))
+    for key, array in state.items():
+        assert loaded[key].dtype == np.asarray(array).dtype
+        np.testing.assert_array_equal(loaded[key], array)
+
+
+def test_member_longer_than_its_header_is_refused_after_a_bounded_read(tmp_path):
+    # The header declares 4 float32 (16 bytes); the member expands to 32 MiB.
+    path = _write_member(tmp_path / "liar.npz", "w.npy", _npy_header((4,)), n_zero_mib=32)
+    with pytest.raises(ValueError, match="load") as info:
+        load(path)
+    message = str(info.value)
+    assert "'w.npy'" in message and "16 bytes" in message and "more than that" in message
+    assert _peak_bytes_while(lambda: load(path)) < 2**20
+
+
+def test_member_shorter_than_its_header_is_refused(tmp_path):
+    data = np.arange(10, dtype="<f4").tobytes()
+    path = _write_member(tmp_path / "short.npz", "w.npy", _npy_header((1000,)), data=data)
+    with pytest.raises(ValueError, match="load") as info:
+        load(path)
+    message = str(info.value)
+    assert "'w.npy'" in message and "4000 bytes" in message and "only 40" in message
+
+
+def test_fortran_order_members_keep_their_values(tmp_path):
+    array = np.asfortranarray(np.arange(6.0).reshape(2, 3))
+    path = tmp_path / "f.npz"
+    np.savez(path, f=array)
+    np.testing.assert_array_equal(load(path)["f"], array)
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_max_bytes_must_be_positive(tmp_path, bad):
+    path = save({"w": np.ones(2)}, tmp_path / "m.npz")
+    with pytest.raises(ValueError, match="load: max_bytes") as info:
+        load(path, max_bytes=bad)
+    assert str(bad) in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [1.5, "1000", True, None])
+def test_max_bytes_must_be_an_int(tmp_path, bad):
+    path = save({"w": np.ones(2)}, tmp_path / "m.npz")
+    with pytest.raises(TypeError, match="load: max_bytes"):
+        load(path, max_bytes=bad)
+
+
+@pytest.mark.parametrize(
+    "header, fragment",
+    [
+        ("{'descr': '<f4', 'fortran_order': False, 'shape': (-3,), }", "negative shape"),
+        ("{'descr': ('<f4', (2,)), 'fortran_order': False, 'shape': (3,), }", "subarray"),
+        ("{'descr': '<f4', 'shape': (3,), }", "cannot be read"),
+    ],
+    ids=["negative", "subarray", "missing_key"],
+)
+def test_malformed_headers_are_refused_naming_the_member(tmp_path, header, fragment):
+    # Written by hand: numpy's own header writer would not produce these.
+    text = header + " " * (63 - (10 + len(header)) % 64) + "\n"  # pad to 64 bytes, as numpy does
+    raw = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1")
+    path = _write_member(tmp_path / "bad.npz", "w.npy", raw, data=bytes(24))
+    with pytest.raises(ValueError, match="load") as info:
+        load(path)
+    message = str(info.value)
+    assert str(path) in message and "'w.npy'" in message and fragment in message
