@@ -71,7 +71,7 @@ def _to_numpy(data: Any, dtype: Any) -> np.ndarray:
         raise TypeError(
             f"Tensor: data must be numeric (bool, int or float), got numpy dtype {array.dtype}"
         )
-    if not array.dtype.isnative:  # a big-endian file: swap the bytes, keep the dtype
+    if not array.dtype.isnative:  # the other byte order (a big-endian file): swap, keep the dtype
         array = array.astype(array.dtype.newbyteorder("="))
     if dtype is None:
         floating = keeps_dtype and array.dtype in _FLOAT_DTYPES
@@ -113,7 +113,8 @@ def _from_python_numbers(array: np.ndarray, target: np.dtype) -> np.ndarray:
 
 
 def _show(v: int) -> str:
-    """A huge int for a message (str() of one beyond 4300 digits raises in Python 3.11+)."""
+    """A huge int for a message (str() of one beyond 4300 digits raises in Python 3.11+);
+    0.30103 is log10(2), digits per bit."""
     if v.bit_length() <= 128:
         return str(v)
     return (
