@@ -290,6 +290,14 @@ class Max(Function):
     reduce = "max"
 
     def forward(ctx, x, axis, keepdims):
+        # As numpy: the max of no entries is undefined, but an empty result (a non-empty axis of
+        # a 0-size tensor) is fine. Checked here, before any backend runs.
+        reduced = x.shape if axis is None else [x.shape[a] for a in axis]
+        if 0 in reduced:
+            raise InputError(
+                f"{ctx.reduce}: cannot reduce over an empty axis (shape {tuple(x.shape)}, "
+                f"axis {axis}); expected every reduced axis to have at least one entry"
+            )
         b = ctx.backend
         out = getattr(b, ctx.reduce)(x, axis, True)
         ctx.x, ctx.out, ctx.axis = x, out, axis

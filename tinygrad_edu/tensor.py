@@ -31,10 +31,18 @@ class TensorIndexError(IndexError, ValueError):
     """An index out of range; an IndexError (so iteration stops) and a ValueError."""
 
 
+class TensorOverflowError(OverflowError, InputError):
+    """A value that does not fit the dtype asked for: Python's OverflowError and an InputError."""
+
+
+_I64 = np.iinfo(np.int64)
+_I64_RANGE = f"int64's range [{_I64.min}, {_I64.max}]"
+
+
 def _resolve_dtype(dtype: Any) -> np.dtype:
     """'float32' | 'float64' | 'int64' | numpy dtype -> the numpy dtype, or a clear TypeError."""
     try:
-        resolved = np.dtype(dtype)
+        resolved = np.dtype(dtype).newbyteorder("=")  # '>f8' is float64 too
     except TypeError:
         resolved = None
     if resolved not in _DTYPES:
@@ -45,7 +53,11 @@ def _resolve_dtype(dtype: Any) -> np.dtype:
 
 
 def _to_numpy(data: Any, dtype: Any) -> np.ndarray:
-    """Turn user data into a fresh C-contiguous numpy array of a supported dtype."""
+    """Turn user data into a fresh C-contiguous numpy array of a supported dtype.
+
+    Nothing is converted silently: a value that the target dtype cannot hold (an integer
+    beyond int64, NaN as int64, 10**400 as a float) raises instead of wrapping round.
+    """
     if data is None or isinstance(data, (str, bytes)):
         raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__}")
     if isinstance(data, Tensor):
@@ -55,20 +67,84 @@ def _to_numpy(data: Any, dtype: Any) -> np.ndarray:
         array = np.array(data)
     except ValueError as exc:  # numpy's message for ragged nested lists
         raise InputError(f"Tensor: data is ragged or not rectangular ({exc})") from None
-    if array.dtype.kind not in "biuf":
+    if array.dtype.kind not in "biufO":
         raise TypeError(
             f"Tensor: data must be numeric (bool, int or float), got numpy dtype {array.dtype}"
         )
+    if not array.dtype.isnative:  # the other byte order (a big-endian file): swap, keep the dtype
+        array = array.astype(array.dtype.newbyteorder("="))
     if dtype is None:
         floating = keeps_dtype and array.dtype in _FLOAT_DTYPES
         target = array.dtype if floating else np.dtype(np.float32)
     else:
         target = _resolve_dtype(dtype)
-    if target == np.int64 and array.dtype.kind == "f":
-        if not np.all(np.isfinite(array)) or not np.array_equal(array, np.trunc(array)):
-            raise InputError("Tensor: dtype int64 asked for, but the data has non-integer values")
+    if target == np.int64 and array.dtype.kind == "f" and isinstance(data, (list, tuple)):
+        array = np.array(data, dtype=object)  # numpy made [2**53 + 1, 1.0] float64: keep ints exact
+    if array.dtype == object:  # numpy's container for ints beyond 64 bits (and non-numbers)
+        array = _from_python_numbers(array, target)
+    if target == np.int64:
+        _check_int64(array)
     # copy=None: `array` is already a fresh copy; np.ascontiguousarray would turn 0-d into 1-d
     return np.array(array, dtype=target, order="C", copy=None)
+
+
+def _from_python_numbers(array: np.ndarray, target: np.dtype) -> np.ndarray:
+    """An object array of Python numbers -> a numeric array, every integer checked against
+    ``target``'s range (numpy would wrap round, or give inf)."""
+    values = [v.item() if isinstance(v, np.generic) else v for v in array.ravel().tolist()]
+    limit = float(np.finfo(target).max) if target.kind == "f" else None
+    for v in values:
+        if not isinstance(v, (int, float)):  # bool is an int
+            raise TypeError(
+                f"Tensor: data must be numeric (bool, int or float), got {type(v).__name__} "
+                f"{v!r} (numpy dtype object)"
+            )
+        if isinstance(v, int) and limit is None and not _I64.min <= v <= _I64.max:
+            raise TensorOverflowError(f"Tensor: value {_show(v)} is outside {_I64_RANGE}")
+        if isinstance(v, int) and limit is not None and abs(v) > limit:  # exact int/float compare
+            raise TensorOverflowError(
+                f"Tensor: value {_show(v)} is too large for {target} "
+                f"(largest finite value {limit:g})"
+            )
+    if limit is not None:
+        return np.array(values, dtype=target).reshape(array.shape)
+    _check_int64(np.array([v for v in values if isinstance(v, float)], dtype=np.float64))
+    return np.array([int(v) for v in values], dtype=np.int64).reshape(array.shape)  # exact
+
+
+def _show(v: int) -> str:
+    """A huge int for a message (str() of one beyond 4300 digits raises in Python 3.11+);
+    0.30103 is log10(2), digits per bit."""
+    if v.bit_length() <= 128:
+        return str(v)
+    return (
+        f"about {'-' if v < 0 else ''}10**{int(v.bit_length() * 0.30103)} ({v.bit_length()} bits)"
+    )
+
+
+def _check_int64(array: np.ndarray) -> None:
+    """Raise unless every value of ``array`` becomes the same number as int64."""
+    if array.dtype.kind == "u" and array.size and array.max() > _I64.max:
+        bad = array[array > _I64.max].flat[0]
+        raise TensorOverflowError(
+            f"Tensor: value {bad!s} (dtype {array.dtype}) is outside {_I64_RANGE}"
+        )
+    if array.dtype.kind != "f":
+        return
+    # 2.0**63 itself does not fit: int64's largest value is 2**63 - 1
+    wide = array.astype(np.float64, copy=False)  # float16 cannot even hold the bound 2**63
+    fits = np.isfinite(wide) & (wide >= -(2.0**63)) & (wide < 2.0**63)
+    if not fits.all():
+        bad = array[~fits].flat[0]
+        raise TensorOverflowError(
+            f"Tensor: value {bad!s} cannot become int64: expected a finite value in {_I64_RANGE}"
+        )
+    integral = array == np.trunc(array)
+    if not integral.all():
+        raise InputError(
+            f"Tensor: dtype int64 asked for, but the data has the non-integer value "
+            f"{array[~integral].flat[0]!s}"
+        )
 
 
 def _normalize_axis(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
@@ -377,7 +453,8 @@ class Tensor:
             return float(other)
         if isinstance(other, (np.ndarray, list, tuple)):
             array = np.asarray(other)
-            dtype = array.dtype if array.dtype in _FLOAT_DTYPES else self.dtype
+            native = array.dtype.newbyteorder("=")  # a big-endian float64 is float64 too
+            dtype = native if native in _FLOAT_DTYPES else self.dtype
             return Tensor(array, dtype=dtype, device=self.device)
         raise TypeError(f"{name}: unsupported operand of type {type(other).__name__}")
 
@@ -596,18 +673,17 @@ class Tensor:
         return self._extremum(F.Min, "min", axis, keepdims)
 
     def _extremum(self, fn: type, name: str, axis: Any, keepdims: bool) -> Tensor:
-        axes = _normalize_axis(axis, self.ndim, name)
-        reduced = self.shape if axes is None else [self.shape[a] for a in axes]
-        if self.size == 0 or 0 in reduced:
-            raise InputError(f"{name}: cannot reduce an empty axis (shape {self.shape})")
-        return fn.apply(self, axes, keepdims)
+        return fn.apply(self, _normalize_axis(axis, self.ndim, name), keepdims)
 
     def argmax(self, axis: int | None = None) -> Tensor:
         """Index of the largest entry (flattened when axis is None), as an int64 tensor."""
         if axis is not None:
             (axis,) = _normalize_axis(axis, self.ndim, "argmax") or (0,)
-        if self.size == 0:
-            raise InputError("argmax: the tensor is empty")
+        if self.size == 0 and (axis is None or self.shape[axis] == 0):  # as numpy
+            raise InputError(
+                f"argmax: cannot take the argmax over an empty axis (shape {self.shape}, "
+                f"axis {axis}); expected at least one entry"
+            )
         return Tensor._wrap(self._backend.argmax(self._data, axis), self.device)
 
     # ----- shape -----

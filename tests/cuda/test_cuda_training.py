@@ -180,3 +180,16 @@ def test_gradcheck_works_on_device_tensors(rng):
     a = Tensor(rng.standard_normal((2, 3)), device="cuda", requires_grad=True)
     b = Tensor(rng.standard_normal(3), device="cuda", requires_grad=True)
     assert tg.gradcheck(lambda: (a * b).tanh().sum(), [a, b])
+
+
+@pytest.mark.parametrize("shape, axis", [((0, 3), 1), ((2, 0, 4), (0, 2)), ((3, 0), 0)])
+def test_max_min_of_empty_tensors_as_numpy(shape, axis):
+    a = np.ones(shape)
+    for name in ("max", "min"):
+        x = Tensor(a, device="cuda", requires_grad=True)
+        y = getattr(x, name)(axis=axis, keepdims=True)
+        assert y.shape == getattr(a, name)(axis=axis, keepdims=True).shape
+        y.sum().backward()
+        np.testing.assert_array_equal(x.grad.numpy(), np.zeros_like(a))
+        with pytest.raises(ValueError, match=rf"^{name}.*{shape}"):  # the empty axis: no max
+            getattr(x, name)()
