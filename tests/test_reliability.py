@@ -282,3 +282,11 @@ def test_exponent_gradient_of_a_negative_base_names_the_op():
     x.grad = None
     (2.0**x).sum().backward()  # a positive base: d/dx 2^x = 2^x log 2
     np.testing.assert_allclose(x.grad.numpy(), 2.0 ** np.array([1.0, 2.0]) * np.log(2), rtol=1e-6)
+
+
+def test_a_python_int_beyond_any_float_as_an_operand_names_the_op():
+    x = Tensor([1.0])
+    for op, name in ((lambda: x + 10**400, "add"), (lambda: x - 10**400, "sub"),
+                     (lambda: 10**400 * x, "mul")):  # fmt: skip
+        with pytest.raises(OverflowError, match=f"{name}: the number .* too large"):
+            op()

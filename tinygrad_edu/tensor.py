@@ -450,7 +450,12 @@ class Tensor:
                 )
             return other
         if isinstance(other, (bool, int, float, np.integer, np.floating)):
-            return float(other)
+            try:
+                return float(other)
+            except OverflowError:  # a Python int beyond any float, e.g. 10**400
+                raise TensorOverflowError(
+                    f"{name}: the number {_show(int(other))} is too large for a float operand"
+                ) from None
         if isinstance(other, (np.ndarray, list, tuple)):
             array = np.asarray(other)
             native = array.dtype.newbyteorder("=")  # a big-endian float64 is float64 too
@@ -469,7 +474,7 @@ class Tensor:
 
     def __sub__(self, other: Any) -> Tensor:
         if type(other) is float or type(other) is int:
-            return F.AddScalar.apply(self, -float(other))
+            return F.AddScalar.apply(self, -self._operand(other, "sub"))
         return self._binary(F.Sub, other, "sub")
 
     def __rsub__(self, other: Any) -> Tensor:
