@@ -376,9 +376,13 @@ class Tensor:
         if isinstance(other, (bool, int, float, np.integer, np.floating)):
             return float(other)
         if isinstance(other, (np.ndarray, list, tuple)):
-            array = np.asarray(other)
-            dtype = array.dtype if array.dtype in _FLOAT_DTYPES else self.dtype
-            return Tensor(array, dtype=dtype, device=self.device)
+            try:  # a ragged or non-numeric list: say which op was given it
+                array = np.asarray(other)
+                dtype = array.dtype if array.dtype in _FLOAT_DTYPES else self.dtype
+                return Tensor(array, dtype=dtype, device=self.device)
+            except (TypeError, ValueError) as exc:
+                kind = InputError if isinstance(exc, ValueError) else TypeError
+                raise kind(f"{name}: invalid operand ({exc})") from None
         raise TypeError(f"{name}: unsupported operand of type {type(other).__name__}")
 
     # x + c, c + x and x * c, c * x with a Python number c are the simpler ops AddScalar and
