@@ -38,7 +38,7 @@ SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
 
 @st.composite
 def arrays(draw, dtype=None, shape=None):
-    dtype = draw(DTYPES) if dtype is None else dtype
+    dtype = draw(DTYPES if dtype is None else dtype) if not isinstance(dtype, type) else dtype
     shape = draw(SHAPES) if shape is None else shape
     if np.dtype(dtype).kind == "i":
         elements = st.integers(-20, 20)
@@ -576,3 +576,39 @@ def test_regression_losses(kind, p, target, scale, reduction):
 
 def test_module_namespace():
     assert tg.Tensor is Tensor
+
+
+# ----- regression tests for what the fuzzing found -----
+
+
+@pytest.mark.parametrize(
+    "op, fn",
+    [
+        ("leaky_relu", lambda t: t.leaky_relu((1.0, 2.0))),
+        ("clip", lambda t: t.clip({"a": 1}, None)),
+        ("clip", lambda t: t.clip(None, "1")),
+        ("argmax", lambda t: t.argmax((0, 1))),
+        ("softmax", lambda t: t.softmax(None)),
+        ("log_softmax", lambda t: t.log_softmax((0,))),
+        ("cat", lambda t: Tensor.cat([t, t], axis=None)),
+        ("stack", lambda t: Tensor.stack([t, t], axis=(0,))),
+    ],
+)
+def test_regression_bad_scalar_args_name_the_op(op, fn):
+    """These used to raise bare 'float() argument ...' or 'cannot unpack ...' errors."""
+    with pytest.raises(TypeError, match=op):
+        fn(Tensor(np.ones((2, 3))))
+
+
+@pytest.mark.parametrize("loss", ["mse_loss", "l1_loss", "binary_cross_entropy"])
+@pytest.mark.parametrize("target, kind", [(None, TypeError), ([[0.5], [0.5, 0.5]], ValueError)])
+def test_regression_bad_target_names_the_loss(loss, target, kind):
+    """A None or ragged target used to raise 'Tensor: ...', not naming the loss."""
+    with pytest.raises(kind, match=loss):
+        getattr(NF, loss)(Tensor([0.5, 0.5]), target)
+
+
+def test_regression_int_leaky_relu_is_not_truncated():
+    """int64 leaky_relu with slope 0.5 used to give -1 for -3 (int64 kept), not -1.5."""
+    out = Tensor([3, -3], dtype="int64").leaky_relu(0.5)
+    np.testing.assert_array_equal(out.numpy(), [3.0, -1.5])
