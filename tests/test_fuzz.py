@@ -610,3 +610,10 @@ def test_regression_int_leaky_relu_is_not_truncated():
     """int64 leaky_relu with slope 0.5 used to give -1 for -3 (int64 kept), not -1.5."""
     out = Tensor([3, -3], dtype="int64").leaky_relu(0.5)
     np.testing.assert_array_equal(out.numpy(), [3.0, -1.5])
+
+
+@pytest.mark.parametrize("scalar", [2.5, 3, True, np.float64(1.0)])
+def test_regression_scalar_rmatmul_names_matmul(scalar):
+    """`2.5 @ t` used to raise AttributeError: 'float' object has no attribute 'matmul'."""
+    with pytest.raises(ValueError, match="matmul"):
+        scalar @ Tensor(np.ones(3))

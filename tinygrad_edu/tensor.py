@@ -441,7 +441,10 @@ class Tensor:
         return self.matmul(other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return self._operand(other, "matmul").matmul(self)
+        other = self._operand(other, "matmul")
+        if not isinstance(other, Tensor):  # 2.0 @ t: a Python number has no dimensions
+            raise InputError("matmul: both operands must have at least one dimension")
+        return other.matmul(self)
 
     # ----- comparisons: not differentiable, float32 0.0 / 1.0 -----
 
