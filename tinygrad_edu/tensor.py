@@ -167,6 +167,20 @@ def _normalize_axis(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
     return tuple(sorted(out)) if ndim else None
 
 
+def _int_axis(axis: Any, op: str) -> int:
+    """Ops that take one axis: a tuple or None there is a TypeError naming the op."""
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+    return axis
+
+
+def _number(value: Any, op: str, arg: str) -> float:
+    """A real-number argument as a float, or a TypeError naming the op."""
+    if not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{op}: {arg} must be a number, got {type(value).__name__}")
+    return float(value)
+
+
 def _shape_arg(shape: tuple, op: str) -> tuple[int, ...]:
     """Accept f(2, 3) and f((2, 3))."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -254,7 +268,7 @@ class Tensor:
         ndim = tensors[0].ndim
         if ndim == 0:
             raise InputError("cat: zero-dimensional tensors cannot be concatenated; use stack")
-        (ax,) = _normalize_axis(axis, ndim, "cat")
+        (ax,) = _normalize_axis(_int_axis(axis, "cat"), ndim, "cat")
         for t in tensors:
             if t.ndim != ndim or t.shape[:ax] + t.shape[ax + 1 :] != (
                 tensors[0].shape[:ax] + tensors[0].shape[ax + 1 :]
@@ -274,7 +288,7 @@ class Tensor:
         if len(shapes) != 1:
             raise InputError(f"stack: all tensors must have one shape, got {sorted(shapes)}")
         ndim = tensors[0].ndim + 1
-        (ax,) = _normalize_axis(axis, ndim, "stack")
+        (ax,) = _normalize_axis(_int_axis(axis, "stack"), ndim, "stack")
         shape = tensors[0].shape
         tensors = _common_dtype(tensors, "stack")
         expanded = [t.reshape(shape[:ax] + (1,) + shape[ax:]) for t in tensors]
@@ -457,10 +471,14 @@ class Tensor:
                     f"{name}: the number {_show(int(other))} is too large for a float operand"
                 ) from None
         if isinstance(other, (np.ndarray, list, tuple)):
-            array = np.asarray(other)
-            native = array.dtype.newbyteorder("=")  # a big-endian float64 is float64 too
-            dtype = native if native in _FLOAT_DTYPES else self.dtype
-            return Tensor(array, dtype=dtype, device=self.device)
+            try:  # a ragged or non-numeric list: say which op was given it
+                array = np.asarray(other)
+                native = array.dtype.newbyteorder("=")  # a big-endian float64 is float64 too
+                dtype = native if native in _FLOAT_DTYPES else self.dtype
+                return Tensor(array, dtype=dtype, device=self.device)
+            except (TypeError, ValueError) as exc:
+                kind = InputError if isinstance(exc, ValueError) else TypeError
+                raise kind(f"{name}: invalid operand ({exc})") from None
         raise TypeError(f"{name}: unsupported operand of type {type(other).__name__}")
 
     # x + c, c + x and x * c, c * x with a Python number c are the simpler ops AddScalar and
@@ -505,7 +523,10 @@ class Tensor:
         return self.matmul(other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return self._operand(other, "matmul").matmul(self)
+        other = self._operand(other, "matmul")
+        if not isinstance(other, Tensor):  # 2.0 @ t: a Python number has no dimensions
+            raise InputError("matmul: both operands must have at least one dimension")
+        return other.matmul(self)
 
     # ----- in place: x -= y keeps x (the same object, its storage, its requires_grad) -----
     # NOTE: without these, Python runs `x = x - y`, which rebinds the name to a new tensor: the
@@ -652,13 +673,16 @@ class Tensor:
         return F.Tanh.apply(self)
 
     def leaky_relu(self, slope: float = 0.01) -> Tensor:
-        return F.LeakyReLU.apply(self, float(slope))
+        slope = _number(slope, "leaky_relu", "slope")
+        if self.dtype not in _FLOAT_DTYPES:  # int64 * 0.5 is float64, as in the other ops
+            return F.LeakyReLU.apply(F.Cast.apply(self, np.dtype(np.float64)), slope)
+        return F.LeakyReLU.apply(self, slope)
 
     def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
+        lo = None if lo is None else _number(lo, "clip", "lo")
+        hi = None if hi is None else _number(hi, "clip", "hi")
         if lo is not None and hi is not None and lo > hi:
             raise InputError(f"clip: lo={lo} is greater than hi={hi}")
-        lo = None if lo is None else float(lo)
-        hi = None if hi is None else float(hi)
         return F.Clip.apply(self, lo, hi)
 
     # ----- reductions -----
@@ -683,7 +707,7 @@ class Tensor:
     def argmax(self, axis: int | None = None) -> Tensor:
         """Index of the largest entry (flattened when axis is None), as an int64 tensor."""
         if axis is not None:
-            (axis,) = _normalize_axis(axis, self.ndim, "argmax") or (0,)
+            (axis,) = _normalize_axis(_int_axis(axis, "argmax"), self.ndim, "argmax") or (0,)
         if self.size == 0 and (axis is None or self.shape[axis] == 0):  # as numpy
             raise InputError(
                 f"argmax: cannot take the argmax over an empty axis (shape {self.shape}, "
@@ -776,10 +800,11 @@ class Tensor:
         return out
 
     def softmax(self, axis: int = -1) -> Tensor:
-        (axis,) = _normalize_axis(axis, self.ndim, "softmax") or (0,)
+        (axis,) = _normalize_axis(_int_axis(axis, "softmax"), self.ndim, "softmax") or (0,)
         return F.Softmax.apply(self, axis)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
+        axis = _int_axis(axis, "log_softmax")
         (axis,) = _normalize_axis(axis, self.ndim, "log_softmax") or (0,)
         return F.LogSoftmax.apply(self, axis)
 

@@ -84,7 +84,11 @@ def _check_prediction(x: Any, name: str) -> Tensor:
 def _as_target(target: Any, like: Tensor, name: str) -> Tensor:
     """The target as a float Tensor of the input's shape, device and (for arrays) dtype."""
     if not isinstance(target, Tensor):
-        target = Tensor(np.asarray(target), dtype=like.dtype, device=like.device)
+        try:  # None, strings, ragged lists: say which loss was given them
+            target = Tensor(np.asarray(target), dtype=like.dtype, device=like.device)
+        except (TypeError, ValueError) as exc:
+            kind = InputError if isinstance(exc, ValueError) else TypeError
+            raise kind(f"{name}: invalid target ({exc})") from None
     elif target.dtype not in _FLOATS:
         target = Tensor(target.numpy(), dtype=like.dtype, device=like.device)
     if target.shape != like.shape:
