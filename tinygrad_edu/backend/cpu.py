@@ -19,13 +19,12 @@ that shows what BLAS does; it is tested and benchmarked, and used for nothing el
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from tinygrad_edu import config
 from tinygrad_edu.backend import reference
+from tinygrad_edu.backend.jit import Kernel, jit
 from tinygrad_edu.backend.optim_cpu import (  # noqa: F401  (part of the interface)
     adadelta_step,
     adagrad_step,
@@ -64,36 +63,8 @@ from tinygrad_edu.errors import InputError
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _jit(parallel: bool, fastmath: bool | set[str] = False):
-    """The one decorator every kernel uses, its flags from ``config`` (``fastmath`` lets a kernel
-    ask for some of LLVM's fast-math flags even when ``config.FASTMATH`` is off)."""
-    return njit(
-        parallel=parallel,
-        fastmath=config.FASTMATH or fastmath,
-        cache=config.CACHE,
-        error_model=config.ERROR_MODEL,
-    )
-
-
-class _Kernel:
-    """A kernel in two builds: ``serial`` (one thread) and ``parallel`` (``prange`` split across
-    threads). ``kernel(n)`` picks the build for a problem of ``n`` elements.
-
-    NOTE: the serial build is compiled from a renamed copy of the function. Numba's disk cache
-    keys compiled code by the function's name and argument types, not by its ``parallel`` flag;
-    one function compiled both ways would overwrite its own cache entry.
-    """
-
-    def __init__(self, fn: types.FunctionType) -> None:
-        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial")
-        twin.__qualname__ = fn.__qualname__ + "_serial"
-        twin.__doc__ = fn.__doc__
-        self.serial = _jit(False)(twin)
-        self.parallel = _jit(True)(fn)
-        self.__doc__ = fn.__doc__
-
-    def __call__(self, n: int):
-        return self.parallel if config.parallel(n) else self.serial
+_jit = jit
+_Kernel = Kernel
 
 
 def _floats(*arrays) -> bool:
