@@ -105,10 +105,10 @@ def _flat(x: np.ndarray) -> np.ndarray:
 
 
 def broadcast_to(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """x broadcast to ``shape``: a read-only view, or for a small result a new array (numpy's
-    broadcast_to costs about 1.8 us, an empty array and a copy 0.4 us; and the engine would
-    copy a view anyway before keeping it as a leaf's gradient)."""
-    if len(shape) > 2 or (shape and shape[0] * (shape[1] if len(shape) == 2 else 1) > 4096):
+    """x broadcast to ``shape``: a read-only view, or for a small result (up to
+    ``config.BROADCAST_COPY_MAX`` elements) a new array, which is cheaper."""
+    size = shape[0] * (shape[1] if len(shape) == 2 else 1) if shape else 1
+    if len(shape) > 2 or size > config.BROADCAST_COPY_MAX:
         return np.broadcast_to(x, shape)
     out = np.empty(shape, dtype=x.dtype)
     np.copyto(out, x)
@@ -344,12 +344,6 @@ def cross_entropy_backward(
 
 _NO_BIAS = {dtype: np.zeros(1, dtype) for dtype in _FLOATS}  # stand-ins the kernels never read
 
-# Measured (784-256-256-10 sizes and up): the one-pass dZ-and-db kernel beats the elementwise
-# kernel plus numpy's column sum at every size below the parallel threshold (0.5-0.7x of the
-# time). Without an activation there is only db to compute, and numpy's SIMD column sum wins
-# from about this many elements.
-_DB_ONLY_MAX = 8192
-
 
 def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, activation=None):
     """See ``reference.linear_forward``."""
@@ -379,9 +373,10 @@ def linear_backward(g, x, w, need_x: bool, need_w: bool, need_b: bool, activatio
     """See ``reference.linear_backward``."""
     if g.ndim != 2 or not _floats(g, x, w) or (activation is not None and not _floats(g, y)):
         return reference.linear_backward(g, x, w, need_x, need_w, need_b, activation, y)
-    one_pass_max = _DB_ONLY_MAX if activation is None else config.PARALLEL_MIN
+    one_pass_max = config.DB_ONLY_MAX if activation is None else config.PARALLEL_MIN
     if need_b and g.size < one_pass_max and g.flags.c_contiguous:
-        # dZ and db in one serial pass, instead of up to four numpy calls (or two passes).
+        # dZ and db in one serial pass, instead of up to four numpy calls (or two passes):
+        # measured 0.5-0.7x of their time below the parallel threshold (config.DB_ONLY_MAX).
         dz = g if activation is None else np.empty(g.shape, dtype=g.dtype)
         db = np.empty(g.shape[1], dtype=g.dtype)
         y_or_g = g if activation is None else np.ascontiguousarray(y)
@@ -400,7 +395,7 @@ def linear_backward(g, x, w, need_x: bool, need_w: bool, need_b: bool, activatio
 
 # ----- matmul, the teaching version -----
 
-TILE = 64  # a 64x64 float64 tile is 32 KiB: three of them stay in a typical L2 cache
+TILE = config.BLOCKED_MATMUL_TILE
 
 
 @jit(parallel=True)

@@ -27,25 +27,24 @@ from numba import config as numba_config
 from numba import cuda
 from numba.cuda.random import xoroshiro128p_normal_float64, xoroshiro128p_uniform_float64
 
+from tinygrad_edu import config
 from tinygrad_edu.backend import rules
 
 # ----- launch sizes -----
 
-THREADS = 256  # threads per block of the elementwise, per-row and copy kernels
-MAX_BLOCKS = 4096  # grid-stride loops: more blocks than this only add scheduling overhead
-REDUCE_THREADS = 128  # threads that share one output in the per-block reduction (a power of 2)
-REDUCE_BLOCK_MIN = 256  # outputs that sum at least this many inputs get a block each
-REDUCE_MANY_OUTPUTS = 2048  # ... unless there are this many outputs, side by side in memory
+# The tunables are in tinygrad_edu/config.py, which says what each does.
+THREADS = config.CUDA_THREADS
+MAX_BLOCKS = config.CUDA_MAX_BLOCKS
+REDUCE_THREADS = config.CUDA_REDUCE_THREADS
+REDUCE_BLOCK_MIN = config.CUDA_REDUCE_BLOCK_MIN
+REDUCE_MANY_OUTPUTS = config.CUDA_REDUCE_MANY_OUTPUTS
 
 # Matmul: a block computes a MATMUL_BM x MATMUL_BN tile of C, stepping through K MATMUL_BK at a
 # time; each of its (BM / TM) * (BN / TN) = 256 threads keeps a MATMUL_TM x MATMUL_TN patch of C
 # in registers (register blocking: 64 multiply-adds for every 16 reads of shared memory).
-MATMUL_BM = 128
-MATMUL_BN = 128
-MATMUL_BK = 8
-MATMUL_TM = 8
-MATMUL_TN = 8
-MATMUL_PAD = 4  # extra columns in the shared tiles, so transposing stores avoid bank conflicts
+_TILE = config.CUDA_MATMUL_TILE
+MATMUL_BM, MATMUL_BN, MATMUL_BK = _TILE["BM"], _TILE["BN"], _TILE["BK"]
+MATMUL_TM, MATMUL_TN, MATMUL_PAD = _TILE["TM"], _TILE["TN"], _TILE["PAD"]
 
 _TX = MATMUL_BN // MATMUL_TN  # threads along a block's columns (16)
 _TY = MATMUL_BM // MATMUL_TM  # threads along its rows (16)
