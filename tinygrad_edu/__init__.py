@@ -4,24 +4,44 @@ import tinygrad_edu as tg
 x = tg.Tensor([[1.0, 2.0]], requires_grad=True)
 """
 
-from tinygrad_edu import config, cuda, data, datasets, nn, optim, train
-from tinygrad_edu.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from tinygrad_edu import (
+    autograd,
+    autograd_functional,
+    config,
+    cuda,
+    data,
+    datasets,
+    nn,
+    optim,
+    train,
+)
+from tinygrad_edu.autograd import (
+    enable_grad,
+    grad,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from tinygrad_edu.errors import InputError
 from tinygrad_edu.gradcheck import GradcheckError, gradcheck, numerical_gradient
 from tinygrad_edu.io import load, save
 from tinygrad_edu.random import manual_seed
 from tinygrad_edu.tensor import Tensor
 
+autograd.functional = autograd_functional  # tg.autograd.functional.jacobian, as in PyTorch
+
 __version__ = "0.1.0"
 __all__ = [
     "GradcheckError",
     "InputError",
     "Tensor",
+    "autograd",
     "config",
     "cuda",
     "data",
     "enable_grad",
     "datasets",
+    "grad",
     "gradcheck",
     "is_grad_enabled",
     "load",

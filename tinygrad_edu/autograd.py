@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
+from collections.abc import Sequence
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any
 
@@ -161,7 +162,13 @@ _creation_numbers = itertools.count()
 # ----- the backward walk -----
 
 
-def backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
+def backward(
+    root: Tensor,
+    grad: Any,
+    retain_graph: bool = False,
+    create_graph: bool = False,
+    inputs: Sequence[Tensor] | None = None,
+) -> tuple | None:
     """Apply the chain rule from ``root`` (with dL/d(root) = ``grad``) back to the leaves.
 
     Nodes are visited newest first. An op's inputs always exist before the op runs, so every
@@ -169,7 +176,16 @@ def backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
     of its uses have been visited and its gradient is complete. A heap ordered by the nodes'
     creation numbers gives that order without a separate topological sort, and it only ever
     holds nodes that a gradient has reached (so a 10,000-op chain needs no recursion).
+
+    With ``create_graph`` the gradients are Tensors and each rule runs on recorded ops (see
+    ``differentiable.py``): the backward pass becomes a graph that can be differentiated again.
+    With ``inputs`` (``tg.grad``) the gradients of those tensors are returned, and no ``.grad``
+    is touched.
     """
+    if create_graph:
+        from tinygrad_edu import differentiable
+    wanted = {id(t) for t in inputs} if inputs is not None else ()
+    captured: dict[int, Any] = {}  # the gradients of the wanted tensors that are not leaves
     grads: dict[Tensor, Any] = {root: grad}  # the gradients that have reached each tensor
     leaves: list[Tensor] = []  # the leaves reached, in order
     heap: list[tuple[int, Tensor]] = []  # (-creation number, tensor made by that node)
@@ -186,18 +202,32 @@ def backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
                 "has already released its saved values); call backward(retain_graph=True) "
                 "the first time if you need to"
             )
-        input_grads = ctx.backward(grads.pop(node))
-        if type(input_grads) is not tuple:
-            input_grads = (input_grads,)
+        g = grads.pop(node)
+        if wanted and id(node) in wanted:
+            captured[id(node)] = g
+        if create_graph:
+            input_grads = differentiable.recorded_backward(ctx, node, g)
+        else:
+            input_grads = ctx.backward(g)
+            if type(input_grads) is not tuple:
+                input_grads = (input_grads,)
         for parent, pg, needed in zip(ctx.parents, input_grads, ctx.needs_input_grad):
             if not needed or pg is None:
                 continue
             dtype = parent._data.dtype
             if pg.dtype is not dtype and pg.dtype != dtype:  # float32 input, float64 expression
-                pg = parent._backend.astype(pg, dtype)  # parent's backend: see ops.ToDevice
+                # (the parent's backend: see ops.ToDevice)
+                pg = (
+                    differentiable.cast(pg, dtype)
+                    if create_graph
+                    else parent._backend.astype(pg, dtype)
+                )
             previous = grads.get(parent)
             if previous is not None:  # a tensor used more than once: its gradients add up
-                grads[parent] = parent._backend.binary("add", previous, pg)
+                if create_graph:
+                    grads[parent] = previous + pg
+                else:
+                    grads[parent] = parent._backend.binary("add", previous, pg)
                 continue
             grads[parent] = pg
             if parent._ctx is None:
@@ -208,9 +238,23 @@ def backward(root: Tensor, grad: Any, retain_graph: bool = False) -> None:
             ctx.saved = None
             ctx.released = True
             ctx.__dict__.clear()
+    if inputs is not None:
+        return tuple(captured[id(t)] if id(t) in captured else grads.get(t) for t in inputs)
+    if create_graph:
+        for leaf in leaves:
+            _accumulate_recorded(leaf, grads[leaf])
+        return None
     handed_out = {id(grad)}  # arrays that someone else may also hold
     for leaf in leaves:
         _accumulate_leaf(leaf, grads[leaf], handed_out)
+    return None
+
+
+def _accumulate_recorded(leaf: Tensor, g: Tensor) -> None:
+    """create_graph: the leaf's gradient is a Tensor with a graph (PyTorch's rule). It gets its
+    own storage (``+ 0.0``: one gradient can reach several leaves), and adds to what is there."""
+    g = g + 0.0 if leaf.grad is None else leaf.grad + g
+    leaf.grad = g
 
 
 def _accumulate_leaf(leaf: Tensor, g: Any, handed_out: set[int]) -> None:
@@ -227,3 +271,71 @@ def _accumulate_leaf(leaf: Tensor, g: Any, handed_out: set[int]) -> None:
     if leaf.grad is not None:
         g = backend.binary("add", leaf.grad._data, g)
     leaf.grad = Tensor._wrap(g, leaf.device, backend)
+
+
+# ----- gradients as values: tg.grad -----
+
+
+def grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """d(outputs)/d(inputs) as a tuple of Tensors, one per input; no ``.grad`` is touched.
+
+    ``grad_outputs`` holds dL/d(output) for each output (omit it for single-element outputs).
+    With several outputs their contributions add up. With ``create_graph=True`` the results
+    carry a graph and can be differentiated again. An input that the outputs do not depend on
+    raises RuntimeError, unless ``allow_unused=True`` (then its entry is None).
+    """
+    Tensor = _Tensor or _tensor_class()
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    seeds = (
+        [grad_outputs]
+        if isinstance(grad_outputs, Tensor) or grad_outputs is None
+        else list(grad_outputs)
+    )
+    if grad_outputs is None:
+        seeds = [None] * len(outputs)
+    if len(seeds) != len(outputs):
+        raise RuntimeError(f"grad: {len(outputs)} outputs but {len(seeds)} grad_outputs")
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise RuntimeError(f"grad: input {i} does not require grad (set requires_grad=True)")
+    if retain_graph is None:
+        retain_graph = create_graph
+    total: list[Any] = [None] * len(inputs)
+    for out, seed in zip(outputs, seeds):
+        g = out._seed_gradient(seed, "grad", create_graph)
+        found = backward(out, g, retain_graph, create_graph, inputs)
+        for i, gi in enumerate(found):
+            if gi is None:
+                continue
+            if total[i] is None:
+                total[i] = gi
+            elif create_graph:
+                total[i] = total[i] + gi
+            else:
+                total[i] = inputs[i]._backend.binary("add", total[i], gi)
+    results: list[Tensor | None] = []
+    for i, (t, g) in enumerate(zip(inputs, total)):
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError(
+                    f"grad: input {i} (shape {t.shape}) was not used to compute the outputs; "
+                    "pass allow_unused=True to get None for it"
+                )
+            results.append(None)
+            continue
+        if not create_graph:  # a private copy of the right shape (the walk may share arrays)
+            backend = t._backend
+            g = backend.copy(backend.broadcast_to(g, t._data.shape))
+            g = Tensor._wrap(g, t.device, backend)
+        elif tuple(g.shape) != tuple(t.shape):
+            g = g + Tensor._wrap(t._backend.zeros(t._data.shape, g.dtype), t.device, t._backend)
+        results.append(g)
+    return tuple(results)

@@ -357,6 +357,18 @@ class GetItem(Function):
         return ctx.backend.getitem_backward(g, ctx.shape, ctx.index), None
 
 
+class Scatter(Function):
+    """z = zeros of ``shape`` with x added at ``index``: GetItem's backward as an op, so that a
+    gradient can be differentiated again;   dx = g[index]"""
+
+    def forward(ctx, x, shape, index):
+        ctx.index = index
+        return ctx.backend.getitem_backward(x, shape, index)
+
+    def backward(ctx, g):
+        return ctx.backend.getitem(g, ctx.index), None, None
+
+
 class Cat(Function):
     """z = the inputs joined along ``axis``;   dx_i = the slice of g where x_i sits"""
 
@@ -395,6 +407,9 @@ class ToDevice(Function):
         return ctx.backend.asarray(ctx.source.to_numpy(x))
 
     def backward(ctx, g):
+        move_back = getattr(ctx.backend, "move_back", None)
+        if move_back is not None:  # create_graph: the differentiable namespace moves a Tensor
+            return move_back(g), None
         return ctx.source.asarray(ctx.backend.to_numpy(g)), None
 
 

@@ -370,20 +370,34 @@ class Tensor:
 
     # ----- graph -----
 
-    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+    def backward(
+        self, grad: Any = None, retain_graph: bool | None = None, create_graph: bool = False
+    ) -> None:
         """Backpropagate from this tensor: accumulate d(self)/d(leaf) into each leaf's ``.grad``.
 
         ``grad`` is dL/d(self); omit it only when self has a single element (then it is 1).
+        With ``create_graph=True`` the backward pass is recorded too: the leaves' ``.grad`` are
+        Tensors with a graph of their own, which can be differentiated again (higher-order
+        gradients). ``retain_graph`` defaults to ``create_graph``, as in PyTorch.
         """
+        if retain_graph is None:
+            retain_graph = create_graph
+        g = self._seed_gradient(grad, "backward", create_graph)
+        autograd.backward(self, g, retain_graph, create_graph)
+
+    def _seed_gradient(self, grad: Any, where: str, create_graph: bool) -> Any:
+        """dL/d(self) to start a backward walk: an array, or a Tensor with ``create_graph``."""
         if not self.requires_grad:
             raise RuntimeError(
-                "backward: this tensor does not require grad and has no graph; create the "
+                f"{where}: this tensor does not require grad and has no graph; create the "
                 "inputs with requires_grad=True"
             )
+        if create_graph and isinstance(grad, Tensor) and grad.shape == self.shape:
+            return grad if grad.dtype == self.dtype else F.Cast.apply(grad, self.dtype)
         if grad is None:
             if self.size != 1:
                 raise RuntimeError(
-                    f"backward: grad can be omitted only for a single-element output; "
+                    f"{where}: grad can be omitted only for a single-element output; "
                     f"this one has shape {self.shape}. Pass grad= of that shape."
                 )
             g = np.array(1, dtype=self.dtype).reshape(self.shape)  # np.ones is slower
@@ -391,11 +405,12 @@ class Tensor:
             g = np.asarray(grad.numpy() if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if g.shape != self.shape:
                 if g.size != 1:
-                    raise InputError(f"backward: grad has shape {g.shape}, expected {self.shape}")
+                    raise InputError(f"{where}: grad has shape {g.shape}, expected {self.shape}")
                 g = np.full(self.shape, g.reshape(()), dtype=self.dtype)
             else:
                 g = np.array(g, copy=True)  # never hand the user's array to the graph
-        autograd.backward(self, self._backend.asarray(g), retain_graph)
+        g = self._backend.asarray(g)
+        return Tensor._wrap(g, self.device, self._backend) if create_graph else g
 
     def detach(self) -> Tensor:
         """The same values, cut from the graph (shares storage)."""
