@@ -7,6 +7,7 @@ depend on the batch size), ``"sum"`` or ``"none"`` (one loss per entry or per sa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -130,6 +131,13 @@ def _check_probability(p: Any, where: str) -> float:
     return float(p)
 
 
+def _check_std(std: Any, where: str) -> float:
+    std = float(std)
+    if not (std >= 0 and math.isfinite(std)):
+        raise InputError(f"{where}: std must be a finite number >= 0, got {std}")
+    return std
+
+
 def _check_input(x: Any, where: str) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"{where}: expected a Tensor as input, got {type(x).__name__}")
@@ -157,6 +165,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 def gaussian_noise(x: Tensor, std: float, training: bool = True) -> Tensor:
     """The function behind ``GaussianNoise``: x + N(0, std^2) noise, fresh at every call, when
     training; the identity when not training or std == 0."""
+    std = _check_std(std, "gaussian_noise")
     x = _check_input(x, "GaussianNoise")
     if not training or std == 0:
         return x

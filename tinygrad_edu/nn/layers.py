@@ -16,12 +16,10 @@ import numpy as np
 from tinygrad_edu import ops
 from tinygrad_edu.errors import InputError
 from tinygrad_edu.nn import functional as F
-from tinygrad_edu.nn.functional import _check_input, _check_probability
+from tinygrad_edu.nn.functional import _check_input, _check_probability, _check_std
 from tinygrad_edu.nn.module import Module
 from tinygrad_edu.random import get_rng
 from tinygrad_edu.tensor import Tensor
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _to_float64(x: Tensor) -> Tensor:
@@ -260,10 +258,7 @@ class GaussianNoise(Module):
 
     def __init__(self, std: float) -> None:
         super().__init__()
-        std = float(std)
-        if not (std >= 0 and math.isfinite(std)):
-            raise InputError(f"GaussianNoise: std must be a finite number >= 0, got {std}")
-        self.std = std
+        self.std = _check_std(std, "GaussianNoise")
 
     def forward(self, x: Tensor) -> Tensor:
         return F.gaussian_noise(x, self.std, self.training)

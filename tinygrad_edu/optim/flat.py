@@ -82,9 +82,9 @@ class FlatLayout:
             # values into the slice, then re-point the parameter's storage at it: from here on
             # p._data *is* that view, so every op, .data and .numpy() read the flat array, and
             # one kernel call on self.param updates every parameter in place.
-            # NOTE: here (and in _fits) the optimizer sets a Tensor's private storage; nothing
-            # else outside tensor.py does. The parameter stays the same Tensor object, with the
-            # same shape, dtype, device and values.
+            # NOTE: here (and in _fits) the optimizer sets a Tensor's private storage, on
+            # purpose. The parameter stays the same Tensor object, with the same shape, dtype,
+            # device and values.
             member = _Member(p, start, start + size, self.param, self.grad)
             member.view[...] = p._data
             p._data = member.view
