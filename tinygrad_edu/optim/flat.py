@@ -206,7 +206,7 @@ class FlatLayout:
                 grad = np.ascontiguousarray(first.grad).reshape(-1)
                 first.grad = None
             run_state["step"] = step
-            optimizer._apply(step_fn, param, grad, run_state, group)
+            optimizer._apply(step_fn, param, grad, run_state, group, check=False)
             for k in range(i, j):
                 members[k].state["step"] = step
             i = j

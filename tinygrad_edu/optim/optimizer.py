@@ -23,7 +23,6 @@ Updates are made directly on the parameters' arrays, so they are never recorded 
 
 from __future__ import annotations
 
-import functools
 import numbers
 import operator
 from collections.abc import Callable, Iterable
@@ -149,11 +148,10 @@ class Optimizer:
             if layouts:
                 names = self._kernel_buffers(group)
                 for layout in layouts:
-                    # The rule's kernel on the layout's device (its params'), told to skip the
-                    # checks: the layout has checked its flat arrays once, and for a small
-                    # network the checks would cost more than the update.
-                    kernel = getattr(get_backend(layout.device), self._kernel)
-                    step_fn = functools.partial(kernel, check=False)
+                    # The rule's kernel on the layout's device (its params'). The layout calls
+                    # it with check=False: it has checked its flat arrays once, and for a small
+                    # network the kernel's own checks would cost more than the update.
+                    step_fn = getattr(get_backend(layout.device), self._kernel)
                     for p in layout.step(self, group, names, step_fn):
                         self._step_param(p, group)
             for p in others:
@@ -198,10 +196,13 @@ class Optimizer:
         """The state buffers the kernel takes with the group's current options."""
         raise NotImplementedError
 
-    def _apply(self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict) -> None:
+    def _apply(
+        self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict, check: bool = True
+    ) -> None:
         """Call the rule's kernel ``step_fn`` on arrays: one parameter's or a flat run's.
 
         ``state`` maps "step" and the names of ``_kernel_buffers(group)`` to arrays like param.
+        ``check`` goes to the kernel: False for a flat run, whose arrays the layout checked.
         """
         raise NotImplementedError
 
