@@ -34,13 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_edu import config
 from tinygrad_edu.tensor import Tensor
 
-# Parameters up to this many elements have their gradients copied into the flat gradient array,
-# so that they share one kernel call. Copying costs about 1 ns per float32 element on the 2-core
-# machine this was tuned on, a kernel call about 2 us: above ~16k elements a call of its own is
-# the cheaper way (the wide network's 256 x 784 weight is stepped on its own gradient).
-GATHER_MAX = 1 << 14
+GATHER_MAX = config.FLAT_GATHER_MAX  # see config.py
 
 
 class _Member:
