@@ -539,22 +539,6 @@ def fd_sample(params, k: int, seed: int = 0) -> list[tuple[int, int]]:
     return out
 
 
-def fd_gradient_entries(loss: Callable[[], float], params, entries, eps: float = 1e-3):
-    """Central differences (J(w + eps) - J(w - eps)) / 2 eps at the given entries: two forward
-    passes per weight, each weight nudged in place in the tensor's storage and restored."""
-    grads = []
-    for t, flat in entries:
-        storage = params[t].data.reshape(-1)  # the storage itself on the CPU
-        v = storage[flat]
-        storage[flat] = v + eps
-        plus = loss()
-        storage[flat] = v - eps
-        minus = loss()
-        storage[flat] = v
-        grads.append((plus - minus) / (2 * eps))
-    return grads
-
-
 # ----- timing -----
 
 

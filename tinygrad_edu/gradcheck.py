@@ -12,8 +12,10 @@ That is why backprop wins, and why finite differences stay useful: they check it
 
 from __future__ import annotations
 
+import operator
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -55,12 +57,20 @@ def numerical_gradient(
     tensors: Sequence[Tensor],
     eps: float = 1e-6,
     method: str = "central",
+    entries: Iterable[tuple[int, Any]] | None = None,
 ) -> list[np.ndarray]:
     """dJ/dt for each tensor t, by finite differences, as float64 numpy arrays.
 
     ``f()`` takes no arguments and returns a single-element Tensor J computed from ``tensors``.
     Each entry is nudged in place, J re-evaluated (without recording a graph), and the entry
     restored, even if ``f`` raises.
+
+    ``entries`` differentiates only some entries (a sample, when all would take too long): pairs
+    ``(k, index)``, the position of the tensor in ``tensors`` and an index into it (a tuple, or
+    an int into the flattened tensor). The other entries of the result are NaN.
+
+    This is the library's one finite-difference routine: ``gradcheck``, the CLI's ``gradcheck``
+    command and the benchmarks all call it.
     """
     if method not in ("central", "forward"):
         raise InputError(
@@ -69,27 +79,31 @@ def numerical_gradient(
     if not eps > 0:
         raise InputError(f"numerical_gradient: eps must be positive, got {eps}")
     tensors = _check_tensors(tensors, "numerical_gradient")
+    picks = None if entries is None else _group_entries(tensors, entries)
     grads = []
     with no_grad():
         base = _evaluate(f, "numerical_gradient") if method == "forward" else 0.0
-        for t in tensors:
+        for k, t in enumerate(tensors):
+            if picks is None:
+                indices, grad = np.ndindex(t.shape), np.zeros(t.shape, dtype=np.float64)
+            else:
+                indices, grad = picks[k], np.full(t.shape, np.nan)
             # On the CPU the entries are nudged in place; elsewhere a host copy is nudged and
             # sent back each time. Either way the tensor ends with exactly its old values.
             original = t._data
             in_place = t.device == "cpu" and original.flags.writeable
             values = original if in_place else t.data.copy()
-            grad = np.zeros(values.shape, dtype=np.float64)
             index, v = None, None
             try:
-                for index in np.ndindex(values.shape):
+                for index in indices:
                     v = values[index]
                     values[index] = v + eps
                     plus = _evaluate_at(f, t, values, in_place)
-                    if method == "central":
+                    if method == "central":  # (J(w + eps e_i) - J(w - eps e_i)) / 2 eps
                         values[index] = v - eps
                         minus = _evaluate_at(f, t, values, in_place)
                         grad[index] = (plus - minus) / (2 * eps)
-                    else:
+                    else:  # (J(w + eps e_i) - J(w)) / eps
                         grad[index] = (plus - base) / eps
                     values[index] = v
             finally:
@@ -98,6 +112,28 @@ def numerical_gradient(
                 t._data = original
             grads.append(grad)
     return grads
+
+
+def _group_entries(tensors: list[Tensor], entries: Iterable[tuple[int, Any]]) -> list[list]:
+    """``(k, index)`` pairs -> per tensor, its index tuples (each checked to be in range)."""
+    picks: list[list] = [[] for _ in tensors]
+    for pair in entries:
+        try:
+            k, index = pair
+            k = operator.index(k)
+            shape = tensors[k].shape
+            if isinstance(index, (int, np.integer)):
+                index = np.unravel_index(int(index), shape)
+            index = tuple(operator.index(i) for i in index)
+            if len(index) != len(shape) or not all(0 <= i < n for i, n in zip(index, shape)):
+                raise IndexError
+        except (TypeError, ValueError, IndexError):
+            raise InputError(
+                f"numerical_gradient: entries must be (tensor position, index) pairs that name "
+                f"one entry of one of the {len(tensors)} tensors, got {pair!r}"
+            ) from None
+        picks[k].append(index)
+    return picks
 
 
 def gradcheck(

@@ -502,3 +502,45 @@ class CrossEntropy(Function):
             None,
             None,
         )
+
+
+# ----- binary cross-entropy -----
+# Fused rather than composed from log/clip/mul: composed, the clamp's zero gradient meets log's
+# 1/p = inf at p = 0 and makes NaN.
+
+
+def _clamped_log(b, x):
+    """max(log x, -100). The argument is first raised to 1e-45 (log = -103.6; in float32 the
+    smallest subnormal, log = -103.3) so that x = 0 gives -100 without a log(0) warning."""
+    return b.unary("clip", b.unary("log", b.unary("clip", x, 1e-45, None)), -100.0, None)
+
+
+class BinaryCrossEntropy(Function):
+    """L = -(t log p + (1 - t) log(1 - p)), each log clamped at -100 as PyTorch does, so that
+    p = 0 or 1 gives a large finite loss rather than inf (probabilities p, targets t, one loss
+    per entry; the caller reduces).
+
+    dL/dp = (p - t) / max(p (1 - p), 1e-12)      (PyTorch's formula, finite at p = 0 and 1)
+    dL/dt = log(1 - p) - log(p)                   (clamped logs)
+    """
+
+    def forward(ctx, p, t):
+        b = ctx.backend
+        log_p = _clamped_log(b, p)
+        log_q = _clamped_log(b, b.binary("sub", 1.0, p))
+        ctx.save_for_backward(p, t, log_p, log_q)
+        # -(t log p + (1 - t) log q) = -(log q + t (log p - log q))
+        return b.unary(
+            "neg", b.binary("add", log_q, b.binary("mul", t, b.binary("sub", log_p, log_q)))
+        )
+
+    def backward(ctx, g):
+        b, (p, t, log_p, log_q) = ctx.backend, ctx.saved
+        need_p, need_t = ctx.needs_input_grad
+        dp = dt = None
+        if need_p:
+            denom = b.unary("clip", b.binary("mul", p, b.binary("sub", 1.0, p)), 1e-12, None)
+            dp = b.binary("mul", g, b.binary("div", b.binary("sub", p, t), denom))
+        if need_t:
+            dt = b.binary("mul", g, b.binary("sub", log_q, log_p))
+        return dp, dt

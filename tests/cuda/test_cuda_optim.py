@@ -138,3 +138,34 @@ def test_steps_check_their_arrays(C):
         C.adam_step(p, p, C.zeros_like(p), C.zeros_like(p), None, step=1, lr=0.1, beta1=0.9,
                     beta2=0.99, eps=1e-8, weight_decay=0, amsgrad=True,
                     decoupled_weight_decay=False)  # fmt: skip
+
+
+def test_optimizer_steps_on_the_device_of_its_parameters(C, rng):
+    """Built on the CPU, moved with Module.to("cuda") after: the optimizer takes each parameter's
+    backend from its device, so the steps run on the GPU, with the numbers of a CPU run."""
+    from tinygrad_edu import nn, optim
+    from tinygrad_edu.tensor import Tensor
+
+    def run(device_after_build):
+        model = nn.Sequential(
+            nn.Linear(3, 4, dtype="float64"), nn.Tanh(), nn.Linear(4, 2, dtype="float64")
+        )
+        for p, init in zip(model.parameters(), inits):
+            p.data = init
+        params = model.parameters()
+        opt = optim.Adam(params, lr=0.05)
+        if device_after_build:
+            assert model.to(device_after_build) is model and model.parameters()[0] is params[0]
+        x = Tensor(xs, device=params[0].device)
+        for _ in range(3):
+            opt.zero_grad()
+            (model(x) * model(x)).sum().backward()
+            opt.step()
+        assert all(p.device == (device_after_build or "cpu") for p in params)
+        return [p.numpy() for p in params]
+
+    shapes = [(4, 3), (4,), (2, 4), (2,)]
+    inits = [rng.standard_normal(s) for s in shapes]
+    xs = rng.standard_normal((5, 3))
+    for on_gpu, on_cpu in zip(run("cuda"), run(None)):
+        np.testing.assert_allclose(on_gpu, on_cpu, rtol=1e-9, atol=1e-12)

@@ -15,6 +15,9 @@ conventions); the tests hold the two to the same numbers. Built like ``optim_cpu
   ``optim_reference.<rule>_scalars`` (per-step constants in float64 on the host, everything rounded
   to the param's dtype, so float32 params are updated in float32) and launches.
 
+Every step checks its arrays: ``check`` is in the signatures only because every backend's step
+takes it (on the CPU, ``check=False`` serves the optimizers' flat buffers, which the GPU has not).
+
 An unused buffer (momentum off, not centered, no amsgrad) is passed to the kernel as a
 one-element stand-in of the param's dtype, so each kernel compiles once per dtype; the kernels
 never touch it.
@@ -85,7 +88,9 @@ def _sgd_kernel(p, g, buf, lr, momentum, dampening_c, weight_decay, nesterov):
             buf[i] = b
 
 
-def sgd_step(param, grad, momentum_buffer, *, lr, momentum, dampening, weight_decay, nesterov):
+def sgd_step(
+    param, grad, momentum_buffer, *, lr, momentum, dampening, weight_decay, nesterov, check=True
+):
     """In place: see ``optim_reference.sgd_step``."""
     check_sgd_options(momentum_buffer, momentum)
     p, g, buf = _prepare("sgd_step", param, grad, momentum_buffer=momentum_buffer)
@@ -111,7 +116,7 @@ def _adagrad_kernel(p, g, state_sum, clr, weight_decay, eps):
         p[i], state_sum[i] = _adagrad_update(p[i], g[i], state_sum[i], clr, weight_decay, eps)
 
 
-def adagrad_step(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, eps):
+def adagrad_step(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, eps, check=True):
     """In place: see ``optim_reference.adagrad_step``."""
     p, g, acc = _prepare("adagrad_step", param, grad, state_sum=state_sum)
     if p.size == 0:
@@ -137,7 +142,7 @@ def _adadelta_kernel(p, g, square_avg, acc_delta, lr, rho, rho_c, eps, weight_de
         )
 
 
-def adadelta_step(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_decay):
+def adadelta_step(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_decay, check=True):
     """In place: see ``optim_reference.adadelta_step``."""
     p, g, sq, acc = _prepare(
         "adadelta_step", param, grad, square_avg=square_avg, acc_delta=acc_delta
@@ -183,6 +188,7 @@ def rmsprop_step(
     weight_decay,
     momentum,
     centered,
+    check=True,
 ):
     """In place: see ``optim_reference.rmsprop_step``."""
     check_rmsprop_options(momentum_buffer, grad_avg, momentum=momentum, centered=centered)
@@ -241,6 +247,7 @@ def adam_step(
     weight_decay,
     amsgrad,
     decoupled_weight_decay,
+    check=True,
 ):
     """In place: see ``optim_reference.adam_step``."""
     check_adam_options(max_exp_avg_sq, amsgrad=amsgrad, step=step)

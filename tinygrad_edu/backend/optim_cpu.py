@@ -3,23 +3,25 @@
 Same names and signatures as ``optim_reference`` (read that module for the maths and the calling
 conventions); the tests hold the two to the same numbers.
 
-How each rule is built:
+Each rule is three functions, read top to bottom (``Optimizer.step`` -> ``<rule>_step`` -> its
+loop -> its update):
 
+- ``<rule>_step`` is the public kernel: it checks the arrays, gets the kernel's scalars from
+  ``optim_reference.<rule>_scalars`` (per-step constants in float64, everything rounded to the
+  param's dtype, so float32 params are updated in float32 arithmetic, as numpy and PyTorch do)
+  and runs the loop. With ``check=False`` it skips the checks and trusts its arrays: 1-D,
+  C-contiguous, writeable, of one float dtype and length. The optimizers pass that on flat
+  buffers they checked once (``tinygrad_edu/optim/flat.py``): for a small network, the checks
+  cost more than the update.
+- ``_<rule>_loop`` is a ``Kernel`` (``backend/jit.py``): the loop over the flattened arrays in
+  a parallel build (``prange``; element ``i`` reads and writes only index ``i``) and a serial
+  one, used below ``config.PARALLEL_MIN`` elements where waking the thread pool costs more than
+  the loop. ``_<rule>_loop(n)`` picks the build for ``n`` elements.
 - ``_<rule>_update`` is the maths for one element: old values in as scalars, new ones out, so
   race-free by construction. It is written once, here, and the CUDA backend compiles the same
   Python function (``.py_func``) as a device function. (Here and not in a module of its own:
   Numba's disk cache notices edits to the file that defines a kernel, not to the files of the
-  functions the kernel calls, so the rules live beside the kernels that inline them.)
-- ``_<rule>_parallel`` applies it with ``prange`` over the flattened arrays (element ``i`` reads
-  and writes only index ``i``); ``_<rule>_serial`` is the same loop on one thread, used below
-  ``config.PARALLEL_MIN`` elements where waking the thread pool costs more than the loop;
-- the public ``<rule>_step`` checks the arrays and hands flat views of them to
-  ``<rule>_step.unchecked``, which gets the kernel's scalars from ``optim_reference.<rule>_scalars``
-  (per-step constants in float64, everything rounded to the param's dtype, so float32 params are
-  updated in float32 arithmetic, as numpy and PyTorch do) and picks a kernel.
-  ``.unchecked`` takes the same arguments but trusts them: 1-D, C-contiguous, writeable arrays of
-  one float dtype and length. The optimizers call it directly on flat buffers they checked once
-  (see ``tinygrad_edu/optim/flat.py``): for a small network, the checks cost more than the update.
+  functions the kernel calls, so the rules live beside the loops that inline them.)
 
 Why scalars in, scalars out: each element's values are loaded once and stored once. Measured on
 Adam over a million float32 elements, one thread: a loop body that reads and writes the arrays
@@ -27,20 +29,16 @@ in place (``m[i] = ...; v[i] = ...; p[i] -= ...``) was about 10x slower, probabl
 compiler cannot rule out that the arrays overlap, so it reloads after every store and does not
 vectorise; a helper taking the arrays and ``i`` was over 100x slower (reference counting of every
 array on every call).
-
-NOTE: the serial twin is a separate Python function on purpose. Numba's on-disk cache keys
-compiled code by the function's bytecode and argument types, not by its ``parallel`` flag, so one
-function compiled twice with different flags would overwrite itself in the cache.
 """
 
 import math
 
 import numpy as np
 from numba import config as numba_config
-from numba import njit, prange
+from numba import prange
 
-from tinygrad_edu import config
 from tinygrad_edu.backend import optim_reference as ref
+from tinygrad_edu.backend.jit import Kernel, jit
 from tinygrad_edu.backend.optim_reference import (
     check_adam_options,
     check_rmsprop_options,
@@ -50,8 +48,6 @@ from tinygrad_edu.backend.optim_reference import (
 from tinygrad_edu.errors import InputError
 
 __all__ = ["adadelta_step", "adagrad_step", "adam_step", "rmsprop_step", "sgd_step"]
-
-_JIT = {"fastmath": config.FASTMATH, "cache": config.CACHE, "error_model": config.ERROR_MODEL}
 
 # Compiled (njit or CUDA), math.sqrt and np.sqrt are the same correctly rounded square root that
 # keeps the argument's float type, and a negative argument gives NaN. The CUDA simulator runs the
@@ -84,14 +80,41 @@ def _prepare(step_name: str, param, grad, **buffers):
     return flat
 
 
-# Each kernel runs on the thread pool from config.PARALLEL_MIN elements; below that, waking the
-# pool costs more than the loop itself.
-
-
 # ----- SGD, momentum, Nesterov -----
 
 
-@njit(**_JIT)
+def sgd_step(
+    param, grad, momentum_buffer, *, lr, momentum, dampening, weight_decay, nesterov, check=True
+):
+    """In place: see ``optim_reference.sgd_step``.
+
+    ``check=False`` trusts the arrays: 1-D, C-contiguous, writeable, of one float dtype and length
+    (the optimizers' flat buffers, checked once); they go straight to the loop.
+    """
+    if check:
+        check_sgd_options(momentum_buffer, momentum)
+        param, grad, momentum_buffer = _prepare(
+            "sgd_step", param, grad, momentum_buffer=momentum_buffer
+        )
+    buf = _UNUSED[param.dtype] if momentum_buffer is None else momentum_buffer
+    scalars = ref.sgd_scalars(
+        param.dtype, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+        nesterov=nesterov,
+    )  # fmt: skip
+    _sgd_loop(param.size)(param, grad, buf, *scalars)
+
+
+@Kernel
+def _sgd_loop(p, g, buf, lr, momentum, dampening_c, weight_decay, nesterov):
+    has_buf = momentum != 0
+    for i in prange(p.size):
+        b = buf[i] if has_buf else g[i]  # g[i]: an ignored stand-in
+        p[i], b = _sgd_update(p[i], g[i], b, lr, momentum, dampening_c, weight_decay, nesterov)
+        if has_buf:
+            buf[i] = b
+
+
+@jit()
 def _sgd_update(p, g, buf, lr, momentum, dampening_c, weight_decay, nesterov):
     """One element -> (new p, new buf); dampening_c = 1 - dampening. buf is ignored (and returned
     as given) when momentum == 0.
@@ -109,49 +132,30 @@ def _sgd_update(p, g, buf, lr, momentum, dampening_c, weight_decay, nesterov):
     return p - lr * g, buf
 
 
-@njit(parallel=True, **_JIT)
-def _sgd_parallel(p, g, buf, lr, momentum, dampening_c, weight_decay, nesterov):
-    has_buf = momentum != 0
-    for i in prange(p.size):
-        b = buf[i] if has_buf else g[i]  # g[i]: an ignored stand-in
-        p[i], b = _sgd_update(p[i], g[i], b, lr, momentum, dampening_c, weight_decay, nesterov)
-        if has_buf:
-            buf[i] = b
-
-
-@njit(**_JIT)
-def _sgd_serial(p, g, buf, lr, momentum, dampening_c, weight_decay, nesterov):
-    has_buf = momentum != 0
-    for i in range(p.size):
-        b = buf[i] if has_buf else g[i]
-        p[i], b = _sgd_update(p[i], g[i], b, lr, momentum, dampening_c, weight_decay, nesterov)
-        if has_buf:
-            buf[i] = b
-
-
-def sgd_step(param, grad, momentum_buffer, *, lr, momentum, dampening, weight_decay, nesterov):
-    """In place: see ``optim_reference.sgd_step``."""
-    check_sgd_options(momentum_buffer, momentum)
-    p, g, buf = _prepare("sgd_step", param, grad, momentum_buffer=momentum_buffer)
-    _sgd_unchecked(
-        p, g, buf, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-        nesterov=nesterov,
-    )  # fmt: skip
-
-
-def _sgd_unchecked(param, grad, momentum_buffer, **hyper):
-    buf = _UNUSED[param.dtype] if momentum_buffer is None else momentum_buffer
-    kernel = _sgd_parallel if config.parallel(param.size) else _sgd_serial
-    kernel(param, grad, buf, *ref.sgd_scalars(param.dtype, **hyper))
-
-
-sgd_step.unchecked = _sgd_unchecked
-
-
 # ----- AdaGrad -----
 
 
-@njit(**_JIT)
+def adagrad_step(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, eps, check=True):
+    """In place: see ``optim_reference.adagrad_step``.
+
+    ``check=False`` trusts the arrays: 1-D, C-contiguous, writeable, of one float dtype and length
+    (the optimizers' flat buffers, checked once); they go straight to the loop.
+    """
+    if check:
+        param, grad, state_sum = _prepare("adagrad_step", param, grad, state_sum=state_sum)
+    scalars = ref.adagrad_scalars(
+        param.dtype, step=step, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps
+    )
+    _adagrad_loop(param.size)(param, grad, state_sum, *scalars)
+
+
+@Kernel
+def _adagrad_loop(p, g, state_sum, clr, weight_decay, eps):
+    for i in prange(p.size):
+        p[i], state_sum[i] = _adagrad_update(p[i], g[i], state_sum[i], clr, weight_decay, eps)
+
+
+@jit()
 def _adagrad_update(p, g, state_sum, clr, weight_decay, eps):
     """One element -> (new p, new state_sum); clr = lr / (1 + (step - 1) * lr_decay).
 
@@ -165,38 +169,32 @@ def _adagrad_update(p, g, state_sum, clr, weight_decay, eps):
     return p - clr * g / (sqrt(state_sum) + eps), state_sum
 
 
-@njit(parallel=True, **_JIT)
-def _adagrad_parallel(p, g, state_sum, clr, weight_decay, eps):
-    for i in prange(p.size):
-        p[i], state_sum[i] = _adagrad_update(p[i], g[i], state_sum[i], clr, weight_decay, eps)
-
-
-@njit(**_JIT)
-def _adagrad_serial(p, g, state_sum, clr, weight_decay, eps):
-    for i in range(p.size):
-        p[i], state_sum[i] = _adagrad_update(p[i], g[i], state_sum[i], clr, weight_decay, eps)
-
-
-def adagrad_step(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, eps):
-    """In place: see ``optim_reference.adagrad_step``."""
-    p, g, acc = _prepare("adagrad_step", param, grad, state_sum=state_sum)
-    _adagrad_unchecked(
-        p, g, acc, step=step, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps
-    )
-
-
-def _adagrad_unchecked(param, grad, state_sum, **hyper):
-    kernel = _adagrad_parallel if config.parallel(param.size) else _adagrad_serial
-    kernel(param, grad, state_sum, *ref.adagrad_scalars(param.dtype, **hyper))
-
-
-adagrad_step.unchecked = _adagrad_unchecked
-
-
 # ----- AdaDelta -----
 
 
-@njit(**_JIT)
+def adadelta_step(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_decay, check=True):
+    """In place: see ``optim_reference.adadelta_step``.
+
+    ``check=False`` trusts the arrays: 1-D, C-contiguous, writeable, of one float dtype and length
+    (the optimizers' flat buffers, checked once); they go straight to the loop.
+    """
+    if check:
+        param, grad, square_avg, acc_delta = _prepare(
+            "adadelta_step", param, grad, square_avg=square_avg, acc_delta=acc_delta
+        )
+    scalars = ref.adadelta_scalars(param.dtype, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
+    _adadelta_loop(param.size)(param, grad, square_avg, acc_delta, *scalars)
+
+
+@Kernel
+def _adadelta_loop(p, g, square_avg, acc_delta, lr, rho, rho_c, eps, weight_decay):
+    for i in prange(p.size):
+        p[i], square_avg[i], acc_delta[i] = _adadelta_update(
+            p[i], g[i], square_avg[i], acc_delta[i], lr, rho, rho_c, eps, weight_decay
+        )
+
+
+@jit()
 def _adadelta_update(p, g, square_avg, acc_delta, lr, rho, rho_c, eps, weight_decay):
     """One element -> (new p, new square_avg, new acc_delta); rho_c = 1 - rho.
 
@@ -214,42 +212,50 @@ def _adadelta_update(p, g, square_avg, acc_delta, lr, rho, rho_c, eps, weight_de
     return p - lr * delta, square_avg, acc_delta
 
 
-@njit(parallel=True, **_JIT)
-def _adadelta_parallel(p, g, square_avg, acc_delta, lr, rho, rho_c, eps, weight_decay):
-    for i in prange(p.size):
-        p[i], square_avg[i], acc_delta[i] = _adadelta_update(
-            p[i], g[i], square_avg[i], acc_delta[i], lr, rho, rho_c, eps, weight_decay
-        )
-
-
-@njit(**_JIT)
-def _adadelta_serial(p, g, square_avg, acc_delta, lr, rho, rho_c, eps, weight_decay):
-    for i in range(p.size):
-        p[i], square_avg[i], acc_delta[i] = _adadelta_update(
-            p[i], g[i], square_avg[i], acc_delta[i], lr, rho, rho_c, eps, weight_decay
-        )
-
-
-def adadelta_step(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_decay):
-    """In place: see ``optim_reference.adadelta_step``."""
-    p, g, sq, acc = _prepare(
-        "adadelta_step", param, grad, square_avg=square_avg, acc_delta=acc_delta
-    )
-    _adadelta_unchecked(p, g, sq, acc, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
-
-
-def _adadelta_unchecked(param, grad, square_avg, acc_delta, **hyper):
-    kernel = _adadelta_parallel if config.parallel(param.size) else _adadelta_serial
-    kernel(param, grad, square_avg, acc_delta, *ref.adadelta_scalars(param.dtype, **hyper))
-
-
-adadelta_step.unchecked = _adadelta_unchecked
-
-
 # ----- RMSprop -----
 
 
-@njit(**_JIT)
+def rmsprop_step(
+    param, grad, square_avg, momentum_buffer, grad_avg, *, lr, alpha, eps, weight_decay,
+    momentum, centered, check=True,
+):  # fmt: skip
+    """In place: see ``optim_reference.rmsprop_step``.
+
+    ``check=False`` trusts the arrays: 1-D, C-contiguous, writeable, of one float dtype and length
+    (the optimizers' flat buffers, checked once); they go straight to the loop.
+    """
+    if check:
+        check_rmsprop_options(momentum_buffer, grad_avg, momentum=momentum, centered=centered)
+        param, grad, square_avg, momentum_buffer, grad_avg = _prepare(
+            "rmsprop_step", param, grad, square_avg=square_avg, momentum_buffer=momentum_buffer,
+            grad_avg=grad_avg,
+        )  # fmt: skip
+    unused = _UNUSED[param.dtype]
+    buf = unused if momentum_buffer is None else momentum_buffer
+    gavg = unused if grad_avg is None else grad_avg
+    scalars = ref.rmsprop_scalars(
+        param.dtype, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+        centered=centered,
+    )  # fmt: skip
+    _rmsprop_loop(param.size)(param, grad, square_avg, buf, gavg, *scalars)
+
+
+@Kernel
+def _rmsprop_loop(p, g, sq, buf, gavg, lr, alpha, alpha_c, eps, weight_decay, momentum, centered):
+    has_buf = momentum != 0
+    for i in prange(p.size):
+        b = buf[i] if has_buf else g[i]  # g[i]: an ignored stand-in
+        a = gavg[i] if centered else g[i]
+        p[i], sq[i], b, a = _rmsprop_update(
+            p[i], g[i], sq[i], b, a, lr, alpha, alpha_c, eps, weight_decay, momentum, centered
+        )
+        if has_buf:
+            buf[i] = b
+        if centered:
+            gavg[i] = a
+
+
+@jit()
 def _rmsprop_update(p, g, sq, buf, gavg, lr, alpha, alpha_c, eps, weight_decay, momentum, centered):
     """One element -> (new p, new square_avg, new buf, new grad_avg); alpha_c = 1 - alpha. buf
     is ignored unless momentum != 0, gavg unless centered (each is then returned as given).
@@ -278,83 +284,48 @@ def _rmsprop_update(p, g, sq, buf, gavg, lr, alpha, alpha_c, eps, weight_decay, 
     return p, sq, buf, gavg
 
 
-@njit(parallel=True, **_JIT)
-def _rmsprop_parallel(
-    p, g, sq, buf, gavg, lr, alpha, alpha_c, eps, weight_decay, momentum, centered
-):
-    has_buf = momentum != 0
-    for i in prange(p.size):
-        b = buf[i] if has_buf else g[i]  # g[i]: an ignored stand-in
-        a = gavg[i] if centered else g[i]
-        p[i], sq[i], b, a = _rmsprop_update(
-            p[i], g[i], sq[i], b, a, lr, alpha, alpha_c, eps, weight_decay, momentum, centered
-        )
-        if has_buf:
-            buf[i] = b
-        if centered:
-            gavg[i] = a
-
-
-@njit(**_JIT)
-def _rmsprop_serial(p, g, sq, buf, gavg, lr, alpha, alpha_c, eps, weight_decay, momentum, centered):
-    has_buf = momentum != 0
-    for i in range(p.size):
-        b = buf[i] if has_buf else g[i]
-        a = gavg[i] if centered else g[i]
-        p[i], sq[i], b, a = _rmsprop_update(
-            p[i], g[i], sq[i], b, a, lr, alpha, alpha_c, eps, weight_decay, momentum, centered
-        )
-        if has_buf:
-            buf[i] = b
-        if centered:
-            gavg[i] = a
-
-
-def rmsprop_step(
-    param,
-    grad,
-    square_avg,
-    momentum_buffer,
-    grad_avg,
-    *,
-    lr,
-    alpha,
-    eps,
-    weight_decay,
-    momentum,
-    centered,
-):
-    """In place: see ``optim_reference.rmsprop_step``."""
-    check_rmsprop_options(momentum_buffer, grad_avg, momentum=momentum, centered=centered)
-    p, g, sq, buf, gavg = _prepare(
-        "rmsprop_step",
-        param,
-        grad,
-        square_avg=square_avg,
-        momentum_buffer=momentum_buffer,
-        grad_avg=grad_avg,
-    )
-    _rmsprop_unchecked(
-        p, g, sq, buf, gavg, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-        momentum=momentum, centered=centered,
-    )  # fmt: skip
-
-
-def _rmsprop_unchecked(param, grad, square_avg, momentum_buffer, grad_avg, **hyper):
-    unused = _UNUSED[param.dtype]
-    buf = unused if momentum_buffer is None else momentum_buffer
-    gavg = unused if grad_avg is None else grad_avg
-    kernel = _rmsprop_parallel if config.parallel(param.size) else _rmsprop_serial
-    kernel(param, grad, square_avg, buf, gavg, *ref.rmsprop_scalars(param.dtype, **hyper))
-
-
-rmsprop_step.unchecked = _rmsprop_unchecked
-
-
 # ----- Adam and AdamW -----
 
 
-@njit(**_JIT)
+def adam_step(
+    param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta1, beta2, eps,
+    weight_decay, amsgrad, decoupled_weight_decay, check=True,
+):  # fmt: skip
+    """In place: see ``optim_reference.adam_step``.
+
+    ``check=False`` trusts the arrays: 1-D, C-contiguous, writeable, of one float dtype and length
+    (the optimizers' flat buffers, checked once); they go straight to the loop.
+    """
+    if check:
+        check_adam_options(max_exp_avg_sq, amsgrad=amsgrad, step=step)
+        param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq = _prepare(
+            "adam_step", param, grad, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq,
+            max_exp_avg_sq=max_exp_avg_sq,
+        )  # fmt: skip
+    v_max = _UNUSED[param.dtype] if max_exp_avg_sq is None else max_exp_avg_sq
+    scalars = ref.adam_scalars(
+        param.dtype, step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+        weight_decay=weight_decay, amsgrad=amsgrad, decoupled_weight_decay=decoupled_weight_decay,
+    )  # fmt: skip
+    _adam_loop(param.size)(param, grad, exp_avg, exp_avg_sq, v_max, *scalars)
+
+
+@Kernel
+def _adam_loop(
+    p, g, m, v, v_max, beta1, beta1_c, beta2, beta2_c, eps, step_size, bc2_sqrt, weight_decay,
+    decay, amsgrad,
+):  # fmt: skip
+    for i in prange(p.size):
+        vm = v_max[i] if amsgrad else v[i]  # v[i]: an ignored stand-in
+        p[i], m[i], v[i], vm = _adam_update(
+            p[i], g[i], m[i], v[i], vm, beta1, beta1_c, beta2, beta2_c, eps, step_size,
+            bc2_sqrt, weight_decay, decay, amsgrad,
+        )  # fmt: skip
+        if amsgrad:
+            v_max[i] = vm
+
+
+@jit()
 def _adam_update(
     p, g, m, v, v_max, beta1, beta1_c, beta2, beta2_c, eps, step_size, bc2_sqrt, weight_decay,
     decay, amsgrad,
@@ -381,74 +352,3 @@ def _adam_update(
         v_max = v if (v > v_max or v != v) else v_max  # NaN-propagating, as numpy and PyTorch
         second_moment = v_max
     return p - step_size * m / (sqrt(second_moment) / bc2_sqrt + eps), m, v, v_max
-
-
-@njit(parallel=True, **_JIT)
-def _adam_parallel(
-    p, g, m, v, v_max, beta1, beta1_c, beta2, beta2_c, eps, step_size, bc2_sqrt, weight_decay,
-    decay, amsgrad,
-):  # fmt: skip
-    for i in prange(p.size):
-        vm = v_max[i] if amsgrad else v[i]  # v[i]: an ignored stand-in
-        p[i], m[i], v[i], vm = _adam_update(
-            p[i], g[i], m[i], v[i], vm, beta1, beta1_c, beta2, beta2_c, eps, step_size,
-            bc2_sqrt, weight_decay, decay, amsgrad,
-        )  # fmt: skip
-        if amsgrad:
-            v_max[i] = vm
-
-
-@njit(**_JIT)
-def _adam_serial(
-    p, g, m, v, v_max, beta1, beta1_c, beta2, beta2_c, eps, step_size, bc2_sqrt, weight_decay,
-    decay, amsgrad,
-):  # fmt: skip
-    for i in range(p.size):
-        vm = v_max[i] if amsgrad else v[i]
-        p[i], m[i], v[i], vm = _adam_update(
-            p[i], g[i], m[i], v[i], vm, beta1, beta1_c, beta2, beta2_c, eps, step_size,
-            bc2_sqrt, weight_decay, decay, amsgrad,
-        )  # fmt: skip
-        if amsgrad:
-            v_max[i] = vm
-
-
-def adam_step(
-    param,
-    grad,
-    exp_avg,
-    exp_avg_sq,
-    max_exp_avg_sq,
-    *,
-    step,
-    lr,
-    beta1,
-    beta2,
-    eps,
-    weight_decay,
-    amsgrad,
-    decoupled_weight_decay,
-):
-    """In place: see ``optim_reference.adam_step``."""
-    check_adam_options(max_exp_avg_sq, amsgrad=amsgrad, step=step)
-    p, g, m, v, v_max = _prepare(
-        "adam_step",
-        param,
-        grad,
-        exp_avg=exp_avg,
-        exp_avg_sq=exp_avg_sq,
-        max_exp_avg_sq=max_exp_avg_sq,
-    )
-    _adam_unchecked(
-        p, g, m, v, v_max, step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-        weight_decay=weight_decay, amsgrad=amsgrad, decoupled_weight_decay=decoupled_weight_decay,
-    )  # fmt: skip
-
-
-def _adam_unchecked(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, **hyper):
-    v_max = _UNUSED[param.dtype] if max_exp_avg_sq is None else max_exp_avg_sq
-    kernel = _adam_parallel if config.parallel(param.size) else _adam_serial
-    kernel(param, grad, exp_avg, exp_avg_sq, v_max, *ref.adam_scalars(param.dtype, **hyper))
-
-
-adam_step.unchecked = _adam_unchecked

@@ -14,6 +14,8 @@ Conventions shared by every step function and every backend:
   when ``centered`` is False, ``max_exp_avg_sq`` when ``amsgrad`` is False) is passed as ``None``.
 - everything else is a keyword-only Python scalar; ``step`` is the 1-based count of updates of
   this param *including* the current one.
+- ``check=False`` skips the checks of the arrays and options: the caller vouches for them (the
+  optimizers' flat buffers, checked once per step in ``tinygrad_edu/optim/flat.py``).
 
 Nothing is returned. The notation in the comments is PyTorch's: ``p`` param, ``g`` gradient.
 """
@@ -105,7 +107,9 @@ def check_adam_options(max_exp_avg_sq, *, amsgrad, step) -> None:
 # ----- SGD, momentum, Nesterov -----
 
 
-def sgd_step(param, grad, momentum_buffer, *, lr, momentum, dampening, weight_decay, nesterov):
+def sgd_step(
+    param, grad, momentum_buffer, *, lr, momentum, dampening, weight_decay, nesterov, check=True
+):
     """g = g + weight_decay * p
     if momentum != 0:   buf = momentum * buf + (1 - dampening) * g
                         g = g + momentum * buf  if nesterov  else  buf
@@ -114,8 +118,9 @@ def sgd_step(param, grad, momentum_buffer, *, lr, momentum, dampening, weight_de
     NOTE: PyTorch starts the buffer as a copy of the first gradient (no dampening). Callers get
     that by passing a zero buffer and ``dampening=0`` on a parameter's first step.
     """
-    check_step_arrays("sgd_step", param, grad, momentum_buffer=momentum_buffer)
-    check_sgd_options(momentum_buffer, momentum)
+    if check:
+        check_step_arrays("sgd_step", param, grad, momentum_buffer=momentum_buffer)
+        check_sgd_options(momentum_buffer, momentum)
     if weight_decay != 0:
         grad = grad + weight_decay * param
     if momentum != 0:
@@ -127,13 +132,14 @@ def sgd_step(param, grad, momentum_buffer, *, lr, momentum, dampening, weight_de
 # ----- AdaGrad -----
 
 
-def adagrad_step(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, eps):
+def adagrad_step(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, eps, check=True):
     """g = g + weight_decay * p
     clr = lr / (1 + (step - 1) * lr_decay)
     sum = sum + g * g
     p = p - clr * g / (sqrt(sum) + eps)
     """
-    check_step_arrays("adagrad_step", param, grad, state_sum=state_sum)
+    if check:
+        check_step_arrays("adagrad_step", param, grad, state_sum=state_sum)
     if weight_decay != 0:
         grad = grad + weight_decay * param
     clr = lr / (1 + (step - 1) * lr_decay)
@@ -144,14 +150,15 @@ def adagrad_step(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, ep
 # ----- AdaDelta -----
 
 
-def adadelta_step(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_decay):
+def adadelta_step(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_decay, check=True):
     """g = g + weight_decay * p
     square_avg = rho * square_avg + (1 - rho) * g * g
     delta = sqrt(acc_delta + eps) / sqrt(square_avg + eps) * g
     acc_delta = rho * acc_delta + (1 - rho) * delta * delta
     p = p - lr * delta
     """
-    check_step_arrays("adadelta_step", param, grad, square_avg=square_avg, acc_delta=acc_delta)
+    if check:
+        check_step_arrays("adadelta_step", param, grad, square_avg=square_avg, acc_delta=acc_delta)
     if weight_decay != 0:
         grad = grad + weight_decay * param
     square_avg[...] = rho * square_avg + (1 - rho) * grad * grad
@@ -176,6 +183,7 @@ def rmsprop_step(
     weight_decay,
     momentum,
     centered,
+    check=True,
 ):
     """g = g + weight_decay * p
     square_avg = alpha * square_avg + (1 - alpha) * g * g
@@ -185,15 +193,16 @@ def rmsprop_step(
     if momentum > 0:  buf = momentum * buf + g / avg;   p = p - lr * buf
     else:             p = p - lr * g / avg
     """
-    check_step_arrays(
-        "rmsprop_step",
-        param,
-        grad,
-        square_avg=square_avg,
-        momentum_buffer=momentum_buffer,
-        grad_avg=grad_avg,
-    )
-    check_rmsprop_options(momentum_buffer, grad_avg, momentum=momentum, centered=centered)
+    if check:
+        check_step_arrays(
+            "rmsprop_step",
+            param,
+            grad,
+            square_avg=square_avg,
+            momentum_buffer=momentum_buffer,
+            grad_avg=grad_avg,
+        )
+        check_rmsprop_options(momentum_buffer, grad_avg, momentum=momentum, centered=centered)
     if weight_decay != 0:
         grad = grad + weight_decay * param
     square_avg[...] = alpha * square_avg + (1 - alpha) * grad * grad
@@ -227,6 +236,7 @@ def adam_step(
     weight_decay,
     amsgrad,
     decoupled_weight_decay,
+    check=True,
 ):
     """Adam:  g = g + weight_decay * p          AdamW:  p = p * (1 - lr * weight_decay)
     m = beta1 * m + (1 - beta1) * g                       (exp_avg)
@@ -234,15 +244,16 @@ def adam_step(
     v_max = max(v_max, v);  use v_max for v  if amsgrad
     p = p - lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
     """
-    check_step_arrays(
-        "adam_step",
-        param,
-        grad,
-        exp_avg=exp_avg,
-        exp_avg_sq=exp_avg_sq,
-        max_exp_avg_sq=max_exp_avg_sq,
-    )
-    check_adam_options(max_exp_avg_sq, amsgrad=amsgrad, step=step)
+    if check:
+        check_step_arrays(
+            "adam_step",
+            param,
+            grad,
+            exp_avg=exp_avg,
+            exp_avg_sq=exp_avg_sq,
+            max_exp_avg_sq=max_exp_avg_sq,
+        )
+        check_adam_options(max_exp_avg_sq, amsgrad=amsgrad, step=step)
     if weight_decay != 0:
         if decoupled_weight_decay:
             param *= 1 - lr * weight_decay

@@ -7,6 +7,7 @@ depend on the batch size), ``"sum"`` or ``"none"`` (one loss per entry or per sa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,13 +16,13 @@ import numpy as np
 from tinygrad_edu import ops
 from tinygrad_edu.autograd import Function
 from tinygrad_edu.errors import InputError
-from tinygrad_edu.nn.layers import dropout
 from tinygrad_edu.tensor import Tensor
 
 __all__ = [
     "binary_cross_entropy",
     "cross_entropy",
     "dropout",
+    "gaussian_noise",
     "l1_loss",
     "l1_penalty",
     "l2_penalty",
@@ -107,6 +108,70 @@ def _reduce(losses: Tensor, reduction: str) -> Tensor:
     return losses
 
 
+# ----- random layers: dropout and noise -----
+
+
+class _Draw(Function):
+    """Random numbers of x's shape and dtype, drawn by x's backend where x lives (a GPU tensor's
+    on the GPU: no host round trip). Not differentiable: x only says where, and how big.
+
+    ``kind`` is the backend's generator: "bernoulli_mask" (1 with probability ``arg``, else 0)
+    or "normal" (N(0, arg^2)). Called on ``x.detach()``, so the graph never records it.
+    """
+
+    def forward(ctx, x, kind, arg):
+        return getattr(ctx.backend, kind)(x.shape, arg, x.dtype)
+
+
+def _check_probability(p: Any, where: str) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where}: p must be a number, got {p!r}")
+    if not 0.0 <= p <= 1.0:
+        raise InputError(f"{where}: p must be in [0, 1], got {p}")
+    return float(p)
+
+
+def _check_std(std: Any, where: str) -> float:
+    std = float(std)
+    if not (std >= 0 and math.isfinite(std)):
+        raise InputError(f"{where}: std must be a finite number >= 0, got {std}")
+    return std
+
+
+def _check_input(x: Any, where: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{where}: expected a Tensor as input, got {type(x).__name__}")
+    if x.dtype not in _FLOATS:
+        raise TypeError(
+            f"{where}: expected a float32 or float64 input, got dtype {x.dtype} "
+            "(convert with Tensor(x, dtype='float32'))"
+        )
+    return x
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """The function behind ``Dropout``: zero entries with probability p, scale the rest by
+    1/(1-p); the identity when not training or p == 0; all zeros when p == 1."""
+    p = _check_probability(p, "dropout")
+    x = _check_input(x, "dropout")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    keep = _Draw.apply(x.detach(), "bernoulli_mask", 1.0 - p)  # 1 = keep, drawn on x's device
+    return x * keep * (1.0 / (1.0 - p))
+
+
+def gaussian_noise(x: Tensor, std: float, training: bool = True) -> Tensor:
+    """The function behind ``GaussianNoise``: x + N(0, std^2) noise, fresh at every call, when
+    training; the identity when not training or std == 0."""
+    std = _check_std(std, "gaussian_noise")
+    x = _check_input(x, "GaussianNoise")
+    if not training or std == 0:
+        return x
+    return x + _Draw.apply(x.detach(), "normal", std)  # drawn on x's device
+
+
 # ----- regression losses -----
 
 
@@ -188,55 +253,18 @@ def cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean") -> Tenso
         and labels.shape == (n,)
         and labels.device == logits.device
     ):
-        # The common case (a DataLoader batch): pass the labels where they are. Every
-        # backend's cross-entropy kernel checks their range (reference.check_labels).
-        return ops.CrossEntropy.apply(logits, labels._data, reduction)
-    array = _labels(labels, n, classes)
-    return ops.CrossEntropy.apply(logits, logits._backend.asarray(array), reduction)
-
-
-def _clamped_log(b, x):
-    """max(log x, -100). The argument is first raised to 1e-45 (log = -103.6; in float32 the
-    smallest subnormal, log = -103.3) so that x = 0 gives -100 without a log(0) warning."""
-    return b.unary("clip", b.unary("log", b.unary("clip", x, 1e-45, None)), -100.0, None)
-
-
-class _BinaryCrossEntropy(Function):
-    """L = -(t log p + (1 - t) log(1 - p)), each log clamped at -100 as PyTorch does, so that
-    p = 0 or 1 gives a large finite loss rather than inf.
-
-    dL/dp = (p - t) / max(p (1 - p), 1e-12)      (PyTorch's formula, finite at p = 0 and 1)
-    dL/dt = log(1 - p) - log(p)                   (clamped logs)
-
-    NOTE: a fused op, not a composition: composed, the clamp's zero gradient meets log's
-    1/p = inf at p = 0 and makes NaN.
-    """
-
-    def forward(ctx, p, t):
-        b = ctx.backend
-        log_p = _clamped_log(b, p)
-        log_q = _clamped_log(b, b.binary("sub", 1.0, p))
-        ctx.save_for_backward(p, t, log_p, log_q)
-        # -(t log p + (1 - t) log q) = -(log q + t (log p - log q))
-        return b.unary(
-            "neg", b.binary("add", log_q, b.binary("mul", t, b.binary("sub", log_p, log_q)))
-        )
-
-    def backward(ctx, g):
-        b, (p, t, log_p, log_q) = ctx.backend, ctx.saved
-        need_p, need_t = ctx.needs_input_grad
-        dp = dt = None
-        if need_p:
-            denom = b.unary("clip", b.binary("mul", p, b.binary("sub", 1.0, p)), 1e-12, None)
-            dp = b.binary("mul", g, b.binary("div", b.binary("sub", p, t), denom))
-        if need_t:
-            dt = b.binary("mul", g, b.binary("sub", log_q, log_p))
-        return dp, dt
+        # The common case (a DataLoader batch): pass the labels where they are (apply hands the
+        # op their array). Every backend's cross-entropy kernel checks their range
+        # (reference.check_labels).
+        return ops.CrossEntropy.apply(logits, labels, reduction)
+    labels = Tensor(_labels(labels, n, classes), dtype=np.int64, device=logits.device)
+    return ops.CrossEntropy.apply(logits, labels, reduction)
 
 
 def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """-(t log p + (1 - t) log(1 - p)) for probabilities p in [0, 1] (e.g. a sigmoid's output)
-    and targets t in [0, 1] of the same shape."""
+    and targets t in [0, 1] of the same shape. One fused op (``ops.BinaryCrossEntropy``), its
+    logs clamped at -100 as PyTorch's are, so p = 0 or 1 gives a large finite loss."""
     name = "binary_cross_entropy"
     _check_reduction(reduction, name)
     input = _check_prediction(input, name)
@@ -250,7 +278,7 @@ def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") ->
             )
     if target.dtype != input.dtype:
         target = target * Tensor.ones((), dtype=input.dtype, device=input.device)
-    return _reduce(_BinaryCrossEntropy.apply(input, target), reduction)
+    return _reduce(ops.BinaryCrossEntropy.apply(input, target), reduction)
 
 
 # ----- weight penalties (regularization) -----

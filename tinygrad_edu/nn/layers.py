@@ -15,22 +15,11 @@ import numpy as np
 
 from tinygrad_edu import ops
 from tinygrad_edu.errors import InputError
+from tinygrad_edu.nn import functional as F
+from tinygrad_edu.nn.functional import _check_input, _check_probability, _check_std
 from tinygrad_edu.nn.module import Module
 from tinygrad_edu.random import get_rng
 from tinygrad_edu.tensor import Tensor
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _check_input(x: Any, layer: str) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{layer}: expected a Tensor as input, got {type(x).__name__}")
-    if x.dtype not in _FLOATS:
-        raise TypeError(
-            f"{layer}: expected a float32 or float64 input, got dtype {x.dtype} "
-            "(convert with Tensor(x, dtype='float32'))"
-        )
-    return x
 
 
 def _to_float64(x: Tensor) -> Tensor:
@@ -253,7 +242,7 @@ class Dropout(Module):
         self.p = _check_probability(p, "Dropout")
 
     def forward(self, x: Tensor) -> Tensor:
-        return dropout(x, self.p, self.training)
+        return F.dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -269,39 +258,10 @@ class GaussianNoise(Module):
 
     def __init__(self, std: float) -> None:
         super().__init__()
-        std = float(std)
-        if not (std >= 0 and math.isfinite(std)):
-            raise InputError(f"GaussianNoise: std must be a finite number >= 0, got {std}")
-        self.std = std
+        self.std = _check_std(std, "GaussianNoise")
 
     def forward(self, x: Tensor) -> Tensor:
-        x = _check_input(x, "GaussianNoise")
-        if not self.training or self.std == 0:
-            return x
-        noise = x._backend.normal(x.shape, self.std, x.dtype)  # drawn on x's device
-        return x + Tensor._wrap(noise, x.device, x._backend)
+        return F.gaussian_noise(x, self.std, self.training)
 
     def extra_repr(self) -> str:
         return f"std={self.std}"
-
-
-def _check_probability(p: Any, where: str) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{where}: p must be a number, got {p!r}")
-    if not 0.0 <= p <= 1.0:
-        raise InputError(f"{where}: p must be in [0, 1], got {p}")
-    return float(p)
-
-
-def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
-    """The function behind ``Dropout``: zero entries with probability p, scale the rest by
-    1/(1-p); the identity when not training or p == 0; all zeros when p == 1."""
-    p = _check_probability(p, "dropout")
-    x = _check_input(x, "dropout")
-    if not training or p == 0.0:
-        return x
-    if p == 1.0:
-        return x * 0.0
-    backend = x._backend  # the mask is drawn on x's device: no host round trip
-    keep = Tensor._wrap(backend.bernoulli_mask(x.shape, 1.0 - p, x.dtype), x.device, backend)
-    return x * keep * (1.0 / (1.0 - p))

@@ -223,12 +223,18 @@ class Module:
         or before, either works (its state is created on the parameters' device at the first step).
         """
         target = parse_device(device)
-        backend = get_backend(target)  # raises a clear error if the device is not usable
+        get_backend(target)  # raises a clear error if the device is not usable
         for p in self.parameters():
-            for t in (p, p.grad):
-                if t is not None and t.device != target:
-                    t._data = backend.asarray(t._backend.to_numpy(t._data))
-                    t.device, t._backend = target, backend
+            if p.device == target:
+                continue
+            grad = None if p.grad is None else p.grad.to(target)
+            # NOTE: Tensor has no in-place move (``.to`` returns a new Tensor), so the parameter
+            # is re-initialised in place: its constructor runs again on the same object, with
+            # its values, dtype and requires_grad, on the target device. It stays the same
+            # Tensor object (an optimizer built before ``to`` still holds it); ``__init__``
+            # clears .grad, so the moved gradient is put back after.
+            p.__init__(p.numpy(), requires_grad=p.requires_grad, dtype=p.dtype, device=target)
+            p.grad = grad
         return self
 
     # ----- printing -----

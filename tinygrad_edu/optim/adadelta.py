@@ -65,7 +65,9 @@ class Adadelta(Optimizer):
     def _update(self, backend: Any, p: Any, grad: Any, group: dict, state: dict) -> None:
         self._apply(backend.adadelta_step, p._data, grad._data, state, group)
 
-    def _apply(self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict) -> None:
+    def _apply(
+        self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict, check: bool = True
+    ) -> None:
         step_fn(
             param,
             grad,
@@ -75,4 +77,5 @@ class Adadelta(Optimizer):
             rho=group["rho"],
             eps=group["eps"],
             weight_decay=group["weight_decay"],
+            check=check,
         )

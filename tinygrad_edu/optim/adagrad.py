@@ -66,7 +66,9 @@ class Adagrad(Optimizer):
     def _update(self, backend: Any, p: Any, grad: Any, group: dict, state: dict) -> None:
         self._apply(backend.adagrad_step, p._data, grad._data, state, group)
 
-    def _apply(self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict) -> None:
+    def _apply(
+        self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict, check: bool = True
+    ) -> None:
         step_fn(
             param,
             grad,
@@ -76,4 +78,5 @@ class Adagrad(Optimizer):
             lr_decay=group["lr_decay"],
             weight_decay=group["weight_decay"],
             eps=group["eps"],
+            check=check,
         )

@@ -91,7 +91,9 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = backend.zeros_like(p._data)
         self._apply(backend.adam_step, p._data, grad._data, state, group)
 
-    def _apply(self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict) -> None:
+    def _apply(
+        self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict, check: bool = True
+    ) -> None:
         amsgrad = bool(group["amsgrad"])
         beta1, beta2 = group["betas"]
         step_fn(
@@ -108,6 +110,7 @@ class Adam(Optimizer):
             weight_decay=group["weight_decay"],
             amsgrad=amsgrad,
             decoupled_weight_decay=bool(group["decoupled_weight_decay"]),
+            check=check,
         )
 
 

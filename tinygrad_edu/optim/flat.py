@@ -34,13 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_edu import config
 from tinygrad_edu.tensor import Tensor
 
-# Parameters up to this many elements have their gradients copied into the flat gradient array,
-# so that they share one kernel call. Copying costs about 1 ns per float32 element on the 2-core
-# machine this was tuned on, a kernel call about 2 us: above ~16k elements a call of its own is
-# the cheaper way (the wide network's 256 x 784 weight is stepped on its own gradient).
-GATHER_MAX = 1 << 14
+GATHER_MAX = config.FLAT_GATHER_MAX  # see config.py
 
 
 class _Member:
@@ -66,6 +63,7 @@ class FlatLayout:
 
     def __init__(self, params: list[Any], dtype: np.dtype) -> None:
         self.dtype = dtype
+        self.device = params[0].device  # "cpu": only numpy-backed parameters are laid out
         sizes = [p.size for p in params]
         self.size = sum(sizes)
         self.param = np.empty(self.size, dtype)
@@ -74,6 +72,16 @@ class FlatLayout:
         self.members: list[_Member] = []
         start = 0
         for p, size in zip(params, sizes):
+            # The layout: the params end to end in one array, in group order,
+            #     self.param = [ p0 (its size0 entries, C order) | p1 | p2 | ... ]
+            #     p_k is self.param[start_k : start_k + size_k].reshape(p_k.shape)
+            # (the same slices of self.grad and of each state buffer belong to p_k). Copy the
+            # values into the slice, then re-point the parameter's storage at it: from here on
+            # p._data *is* that view, so every op, .data and .numpy() read the flat array, and
+            # one kernel call on self.param updates every parameter in place.
+            # NOTE: here (and in _fits) the optimizer sets a Tensor's private storage, on
+            # purpose. The parameter stays the same Tensor object, with the same shape, dtype,
+            # device and values.
             member = _Member(p, start, start + size, self.param, self.grad)
             member.view[...] = p._data
             p._data = member.view
@@ -110,11 +118,11 @@ class FlatLayout:
         if st is None:  # its first step: the rule makes its state
             return False
         p = member.param
-        if p._data is not member.view:
+        if p._data is not member.view:  # replaced (p.data = ..., load_state_dict): adopt it
             view = self._adopt(member, p._data, None)
             if view is None:
                 return False
-            p._data = view
+            p._data = view  # re-pointed at its slice again, as in __init__
         views = member.buffers
         for name in names:
             array = st.get(name)
@@ -195,7 +203,7 @@ class FlatLayout:
                 grad = np.ascontiguousarray(first.grad).reshape(-1)
                 first.grad = None
             run_state["step"] = step
-            optimizer._apply(step_fn, param, grad, run_state, group)
+            optimizer._apply(step_fn, param, grad, run_state, group, check=False)
             for k in range(i, j):
                 members[k].state["step"] = step
             i = j

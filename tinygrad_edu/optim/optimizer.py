@@ -9,9 +9,11 @@ The design is PyTorch's, so code written for ``torch.optim`` reads the same here
   buffer, running averages). Buffers are arrays of the parameter's backend, created on the first
   step that sees a gradient, so they live on the same device as the parameter.
 - ``step()`` walks the groups, skips parameters without a gradient, and hands each parameter, its
-  gradient and its state to one fused kernel of the backend (``backend.adam_step`` ...). The
-  arithmetic lives in ``tinygrad_edu/backend/optim_reference.py``; a subclass only says which
-  buffers it needs and which kernel to call.
+  gradient and its state to one fused kernel of the parameter's backend (``backend.adam_step``
+  ...). The arithmetic lives in ``tinygrad_edu/backend/optim_reference.py``; a subclass only
+  says which buffers it needs and which kernel to call. The route, as in PyTorch: ``step`` ->
+  the rule's ``_apply`` -> ``backend.<rule>_step`` -> its loop -> ``_<rule>_update``, one element
+  (``backend/optim_cpu.py``).
 - On the CPU, a group's parameters and their state buffers are views of a few flat arrays, so that
   one kernel call steps them all (``flat.py`` says how, and when it falls back to one call per
   parameter). The results are the same, bit for bit.
@@ -145,9 +147,11 @@ class Optimizer:
             _, layouts, others = self._layouts(k, group)
             if layouts:
                 names = self._kernel_buffers(group)
-                step_fn = getattr(get_backend("cpu"), self._kernel)
-                step_fn = getattr(step_fn, "unchecked", step_fn)  # the layout checked the arrays
                 for layout in layouts:
+                    # The rule's kernel on the layout's device (its params'). The layout calls
+                    # it with check=False: it has checked its flat arrays once, and for a small
+                    # network the kernel's own checks would cost more than the update.
+                    step_fn = getattr(get_backend(layout.device), self._kernel)
                     for p in layout.step(self, group, names, step_fn):
                         self._step_param(p, group)
             for p in others:
@@ -192,10 +196,13 @@ class Optimizer:
         """The state buffers the kernel takes with the group's current options."""
         raise NotImplementedError
 
-    def _apply(self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict) -> None:
+    def _apply(
+        self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict, check: bool = True
+    ) -> None:
         """Call the rule's kernel ``step_fn`` on arrays: one parameter's or a flat run's.
 
         ``state`` maps "step" and the names of ``_kernel_buffers(group)`` to arrays like param.
+        ``check`` goes to the kernel: False for a flat run, whose arrays the layout checked.
         """
         raise NotImplementedError
 

@@ -83,7 +83,9 @@ class RMSprop(Optimizer):
             state["grad_avg"] = backend.zeros_like(p._data)
         self._apply(backend.rmsprop_step, p._data, grad._data, state, group)
 
-    def _apply(self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict) -> None:
+    def _apply(
+        self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict, check: bool = True
+    ) -> None:
         momentum, centered = group["momentum"], bool(group["centered"])
         step_fn(
             param,
@@ -97,4 +99,5 @@ class RMSprop(Optimizer):
             weight_decay=group["weight_decay"],
             momentum=momentum,
             centered=centered,
+            check=check,
         )

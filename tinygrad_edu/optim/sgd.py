@@ -103,7 +103,14 @@ class SGD(Optimizer):
         self._apply(backend.sgd_step, p._data, grad._data, state, group, first=first)
 
     def _apply(
-        self, step_fn: Any, param: Any, grad: Any, state: dict, group: dict, first: bool = False
+        self,
+        step_fn: Any,
+        param: Any,
+        grad: Any,
+        state: dict,
+        group: dict,
+        check: bool = True,
+        first: bool = False,
     ) -> None:
         momentum = group["momentum"]
         step_fn(
@@ -116,4 +123,5 @@ class SGD(Optimizer):
             dampening=0 if first else group["dampening"],
             weight_decay=group["weight_decay"],
             nesterov=group["nesterov"],
+            check=check,
         )
