@@ -10,7 +10,7 @@ import pytest
 
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor
-from tinygrad_edu.autograd import Function
+from tinygrad_edu.autograd import Op
 
 
 def leaf(a, dtype=np.float64) -> Tensor:
@@ -53,7 +53,7 @@ def test_wide_diamond_many_consumers_of_one_node(rng):
 def test_each_node_is_visited_once():
     calls = []
 
-    class Counted(Function):
+    class Counted(Op):
         def forward(ctx, x):
             return x * 1.0
 
@@ -103,7 +103,7 @@ def test_tensors_without_requires_grad_get_no_grad():
 def test_no_work_for_inputs_that_need_no_gradient():
     seen = []
 
-    class Spy(Function):
+    class Spy(Op):
         def forward(ctx, x, y):
             return x * y
 
@@ -378,7 +378,7 @@ def test_nan_in_one_entry_does_not_touch_the_others():
 
 
 def test_custom_function():
-    class Cube(Function):
+    class Cube(Op):
         """z = x^3; dz/dx = 3 x^2"""
 
         def forward(ctx, x):

@@ -10,7 +10,7 @@ import pytest
 
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor
-from tinygrad_edu.autograd import Function
+from tinygrad_edu.autograd import Op
 
 
 def leaf(a, dtype=np.float64) -> Tensor:
@@ -139,7 +139,7 @@ def test_gradcheck_passes_on_correct_ops(rng):
     )
 
 
-class SquareWithBug(Function):
+class SquareWithBug(Op):
     """z = x^2, whose backward is right everywhere except one entry (flat index ``bad``)."""
 
     bad = 4

@@ -302,9 +302,9 @@ def test_grad_of_an_intermediate_tensor():
 
 
 def test_create_graph_through_a_rule_without_a_twin_names_the_op():
-    from tinygrad_edu.autograd import Function
+    from tinygrad_edu.autograd import Op
 
-    class Cube(Function):
+    class Cube(Op):
         def forward(ctx, x):
             ctx.x = x
             return ctx.backend.binary("pow", x, 3.0)

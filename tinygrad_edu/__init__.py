@@ -11,6 +11,7 @@ from tinygrad_edu import (
     cuda,
     data,
     datasets,
+    function,
     nn,
     optim,
     train,
@@ -28,7 +29,9 @@ from tinygrad_edu.io import load, save
 from tinygrad_edu.random import manual_seed
 from tinygrad_edu.tensor import Tensor
 
-autograd.functional = autograd_functional  # tg.autograd.functional.jacobian, as in PyTorch
+# tg.autograd.functional.jacobian and tg.autograd.Function, as in PyTorch
+autograd.functional = autograd_functional
+autograd.Function = function.Function
 
 __version__ = "0.1.0"
 __all__ = [

@@ -1,6 +1,6 @@
-"""The autograd engine: ``Function`` (one node of the graph) and the backward walk.
+"""The autograd engine: ``Op`` (one node of the graph) and the backward walk.
 
-Every differentiable operation is a subclass of ``Function`` with two methods that sit together
+Every differentiable operation is a subclass of ``Op`` with two methods that sit together
 in ``ops.py``: ``forward`` computes the output from the inputs' arrays, and ``backward`` takes
 dL/d(output) and returns dL/d(input) for each input (the chain rule, one node at a time).
 
@@ -15,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any
 
@@ -88,8 +89,9 @@ class set_grad_enabled(_GradModeBlock):
 # ----- one node of the graph -----
 
 
-class Function:
-    """Base class of the differentiable operations.
+class Op:
+    """Base class of the library's differentiable operations (``ops.py``), on backend arrays.
+    (A user's own op subclasses ``tg.autograd.Function`` instead, on Tensors: ``function.py``.)
 
     ``ctx`` in the methods below is the node itself (PyTorch's name): ``forward`` may store what
     ``backward`` will need with ``ctx.save_for_backward(...)`` or as attributes.
@@ -106,6 +108,10 @@ class Function:
 
     def save_for_backward(ctx, *arrays: Any) -> None:
         ctx.saved = arrays
+
+    def name(ctx) -> str:
+        """The op's name (as PyTorch's ``grad_fn.name()``)."""
+        return type(ctx).__name__
 
     @classmethod
     def apply(cls, *inputs: Any, **kwargs: Any) -> Tensor:
@@ -159,6 +165,54 @@ _Tensor: type | None = None
 _creation_numbers = itertools.count()
 
 
+# ----- hooks: functions called with the gradient that reaches a tensor -----
+# Kept here by id(tensor), not on the Tensor: the walk looks a tensor up only while some hook
+# exists (an empty dict costs one truth test per node). A finalizer drops a dead tensor's entry.
+
+_hooks: dict[int, list[Callable[[Any], Any]]] = {}
+
+
+class RemovableHandle:
+    """What ``register_hook`` returns: ``handle.remove()`` unregisters the hook."""
+
+    def __init__(self, key: int, hook: Callable[[Any], Any]) -> None:
+        self.key, self.hook = key, hook
+
+    def remove(self) -> None:
+        hooks = _hooks.get(self.key, [])
+        if self.hook in hooks:
+            hooks.remove(self.hook)
+        if not hooks:
+            _hooks.pop(self.key, None)
+
+
+def register_hook(t: Tensor, hook: Callable[[Any], Any]) -> RemovableHandle:
+    """Call ``hook(grad)`` with the gradient that reaches ``t`` in every later backward pass;
+    a Tensor it returns replaces the gradient."""
+    key = id(t)
+    if key not in _hooks:
+        _hooks[key] = []
+        weakref.finalize(t, _hooks.pop, key, None)
+    _hooks[key].append(hook)
+    return RemovableHandle(key, hook)
+
+
+def _run_hooks(t: Tensor, g: Any, create_graph: bool) -> Any:
+    """g after t's hooks: each gets a Tensor and may return a replacement."""
+    Tensor = _Tensor or _tensor_class()
+    for hook in list(_hooks[id(t)]):
+        as_tensor = g if create_graph else Tensor._wrap(g, t.device, t._backend)
+        replaced = hook(as_tensor)
+        if replaced is not None:
+            if tuple(replaced.shape) != tuple(t.shape):
+                raise RuntimeError(
+                    f"hook: returned a gradient of shape {tuple(replaced.shape)} for a tensor of "
+                    f"shape {tuple(t.shape)}"
+                )
+            g = replaced if create_graph else replaced._data
+    return g
+
+
 # ----- the backward walk -----
 
 
@@ -203,6 +257,8 @@ def backward(
                 "the first time if you need to"
             )
         g = grads.pop(node)
+        if _hooks and id(node) in _hooks:
+            g = _run_hooks(node, g, create_graph)
         if wanted and id(node) in wanted:
             captured[id(node)] = g
         if create_graph:
@@ -238,6 +294,10 @@ def backward(
             ctx.saved = None
             ctx.released = True
             ctx.__dict__.clear()
+    if _hooks:
+        for leaf in leaves:
+            if id(leaf) in _hooks:
+                grads[leaf] = _run_hooks(leaf, grads[leaf], create_graph)
     if inputs is not None:
         return tuple(captured[id(t)] if id(t) in captured else grads.get(t) for t in inputs)
     if create_graph:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_edu import ops
-from tinygrad_edu.autograd import Function
+from tinygrad_edu.autograd import Op
 from tinygrad_edu.tensor import Tensor
 
 _UNARY_OPS = {
@@ -46,7 +46,7 @@ class DifferentiableBackend:
     ``arrays`` is the node's array backend, ``ctx`` the node, ``output`` the Tensor it made.
     """
 
-    def __init__(self, arrays: Any, ctx: Function, output: Tensor) -> None:
+    def __init__(self, arrays: Any, ctx: Op, output: Tensor) -> None:
         self.arrays, self.ctx, self.device = arrays, ctx, output.device
         self._tensors = {id(t._data): t for t in ctx.parents if isinstance(t, Tensor)}
         self._tensors[id(output._data)] = output
@@ -217,7 +217,7 @@ def _missing(self: DifferentiableBackend, name: str) -> Any:
 DifferentiableBackend.__getattr__ = _missing  # only for names the class does not define
 
 
-def recorded_backward(ctx: Function, output: Tensor, g: Tensor) -> tuple:
+def recorded_backward(ctx: Op, output: Tensor, g: Tensor) -> tuple:
     """Run ``ctx``'s backward rule on Tensors, recording it (``backward(create_graph=True)``)."""
     arrays = ctx.backend
     ctx.backend = DifferentiableBackend(arrays, ctx, output)

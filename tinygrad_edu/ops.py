@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from tinygrad_edu.autograd import Function
+from tinygrad_edu.autograd import Op
 from tinygrad_edu.errors import InputError
 
 
@@ -24,7 +24,7 @@ def _shape(x) -> tuple[int, ...]:
 # ----- binary elementwise -----
 
 
-class Add(Function):
+class Add(Op):
     """z = x + y;   dz/dx = 1,   dz/dy = 1"""
 
     def forward(ctx, x, y):
@@ -37,7 +37,7 @@ class Add(Function):
         return (b.sum_to(g, sx) if need_x else None, b.sum_to(g, sy) if need_y else None)
 
 
-class Sub(Function):
+class Sub(Op):
     """z = x - y;   dz/dx = 1,   dz/dy = -1"""
 
     def forward(ctx, x, y):
@@ -52,7 +52,7 @@ class Sub(Function):
         return dx, dy
 
 
-class Mul(Function):
+class Mul(Op):
     """z = x * y;   dz/dx = y,   dz/dy = x"""
 
     def forward(ctx, x, y):
@@ -67,7 +67,7 @@ class Mul(Function):
         return dx, dy
 
 
-class Div(Function):
+class Div(Op):
     """z = x / y;   dz/dx = 1 / y,   dz/dy = -x / y^2 = -z / y"""
 
     def forward(ctx, x, y):
@@ -84,7 +84,7 @@ class Div(Function):
         return dx, dy
 
 
-class Pow(Function):
+class Pow(Op):
     """z = x ** p;   dz/dx = p * x^(p-1),   dz/dp = z * log(x)"""
 
     def forward(ctx, x, p):
@@ -121,7 +121,7 @@ def _log_of_base(x: float) -> float:
     return math.log(x) if x > 0 else -math.inf
 
 
-class AddScalar(Function):
+class AddScalar(Op):
     """z = x + c, c a Python number;   dz/dx = 1   (no broadcasting: z has x's shape)"""
 
     def forward(ctx, x, c):
@@ -131,7 +131,7 @@ class AddScalar(Function):
         return g, None
 
 
-class MulScalar(Function):
+class MulScalar(Op):
     """z = c x, c a Python number;   dz/dx = c"""
 
     def forward(ctx, x, c):
@@ -145,7 +145,7 @@ class MulScalar(Function):
 # ----- unary elementwise -----
 
 
-class Neg(Function):
+class Neg(Op):
     """z = -x;   dz/dx = -1"""
 
     def forward(ctx, x):
@@ -155,7 +155,7 @@ class Neg(Function):
         return ctx.backend.unary("neg", g)
 
 
-class Exp(Function):
+class Exp(Op):
     """z = e^x;   dz/dx = e^x = z"""
 
     def forward(ctx, x):
@@ -166,7 +166,7 @@ class Exp(Function):
         return ctx.backend.binary("mul", g, ctx.z)
 
 
-class Log(Function):
+class Log(Op):
     """z = ln x;   dz/dx = 1 / x"""
 
     def forward(ctx, x):
@@ -177,7 +177,7 @@ class Log(Function):
         return ctx.backend.binary("div", g, ctx.x)
 
 
-class Sqrt(Function):
+class Sqrt(Op):
     """z = sqrt(x);   dz/dx = 1 / (2 sqrt(x)) = 0.5 / z"""
 
     def forward(ctx, x):
@@ -189,7 +189,7 @@ class Sqrt(Function):
         return b.binary("mul", b.binary("div", g, ctx.z), 0.5)
 
 
-class Abs(Function):
+class Abs(Op):
     """z = |x|;   dz/dx = sign(x)   (0 at x = 0, as PyTorch)"""
 
     def forward(ctx, x):
@@ -201,7 +201,7 @@ class Abs(Function):
         return b.binary("mul", g, b.unary("sign", ctx.x))
 
 
-class ReLU(Function):
+class ReLU(Op):
     """z = max(x, 0);   dz/dx = 1 if x > 0 else 0   (0 at x = 0, as PyTorch)"""
 
     def forward(ctx, x):
@@ -212,7 +212,7 @@ class ReLU(Function):
         return ctx.backend.activation_backward("relu", g, ctx.x)
 
 
-class LeakyReLU(Function):
+class LeakyReLU(Op):
     """z = x if x > 0 else slope * x;   dz/dx = 1 if x > 0 else slope"""
 
     def forward(ctx, x, slope):
@@ -223,7 +223,7 @@ class LeakyReLU(Function):
         return ctx.backend.activation_backward("leaky_relu", g, ctx.x, ctx.slope), None
 
 
-class Sigmoid(Function):
+class Sigmoid(Op):
     """z = 1 / (1 + e^-x);   dz/dx = z (1 - z)"""
 
     def forward(ctx, x):
@@ -234,7 +234,7 @@ class Sigmoid(Function):
         return ctx.backend.activation_backward("sigmoid", g, ctx.z)
 
 
-class Tanh(Function):
+class Tanh(Op):
     """z = tanh x;   dz/dx = 1 - z^2"""
 
     def forward(ctx, x):
@@ -245,7 +245,7 @@ class Tanh(Function):
         return ctx.backend.activation_backward("tanh", g, ctx.z)
 
 
-class Clip(Function):
+class Clip(Op):
     """z = min(max(x, lo), hi);   dz/dx = 1 where lo <= x <= hi, else 0"""
 
     def forward(ctx, x, lo, hi):
@@ -267,7 +267,7 @@ def _kept_shape(shape: tuple[int, ...], axis) -> tuple[int, ...]:
     return tuple(1 if d in axis else n for d, n in enumerate(shape))
 
 
-class Sum(Function):
+class Sum(Op):
     """z = sum of x over ``axis``;   dz/dx = 1 for every summed entry (g is broadcast back)"""
 
     def forward(ctx, x, axis, keepdims):
@@ -280,7 +280,7 @@ class Sum(Function):
         return b.broadcast_to(g, ctx.shape), None, None
 
 
-class Max(Function):
+class Max(Op):
     """z = max of x over ``axis``;   dz/dx = 1/k at the k entries equal to the max, else 0.
 
     NOTE: entries tied for the max share its gradient equally (PyTorch's rule for full reductions).
@@ -324,7 +324,7 @@ def _drop_axes(shape: tuple[int, ...], axis) -> tuple[int, ...]:
 # ----- movement: no arithmetic, the gradient is moved back the same way -----
 
 
-class Reshape(Function):
+class Reshape(Op):
     """z = x viewed with another shape;   dx = g viewed with x's shape"""
 
     def forward(ctx, x, shape):
@@ -335,7 +335,7 @@ class Reshape(Function):
         return ctx.backend.reshape(g, ctx.shape), None
 
 
-class Transpose(Function):
+class Transpose(Op):
     """z = x with its axes permuted;   dx = g permuted back (the inverse permutation)"""
 
     def forward(ctx, x, axes):
@@ -346,7 +346,7 @@ class Transpose(Function):
         return ctx.backend.transpose(g, ctx.inverse), None
 
 
-class GetItem(Function):
+class GetItem(Op):
     """z = x[index];   dx = zeros with g added at index (repeated indices accumulate)"""
 
     def forward(ctx, x, index):
@@ -357,7 +357,7 @@ class GetItem(Function):
         return ctx.backend.getitem_backward(g, ctx.shape, ctx.index), None
 
 
-class Scatter(Function):
+class Scatter(Op):
     """z = zeros of ``shape`` with x added at ``index``: GetItem's backward as an op, so that a
     gradient can be differentiated again;   dx = g[index]"""
 
@@ -369,7 +369,7 @@ class Scatter(Function):
         return ctx.backend.getitem(g, ctx.index), None, None
 
 
-class Cat(Function):
+class Cat(Op):
     """z = the inputs joined along ``axis``;   dx_i = the slice of g where x_i sits"""
 
     def forward(ctx, *xs, axis):
@@ -385,7 +385,7 @@ class Cat(Function):
         return tuple(grads)
 
 
-class Cast(Function):
+class Cast(Op):
     """z = x converted to another float dtype;   dx = g converted back"""
 
     def forward(ctx, x, dtype):
@@ -396,7 +396,7 @@ class Cast(Function):
         return ctx.backend.astype(g, ctx.dtype), None
 
 
-class ToDevice(Function):
+class ToDevice(Op):
     """z = x copied to another device;   dx = g copied back"""
 
     def forward(ctx, x, target):
@@ -416,7 +416,7 @@ class ToDevice(Function):
 # ----- linear algebra -----
 
 
-class MatMul(Function):
+class MatMul(Op):
     """Z = A B (batch dims broadcast);   dA = G B^T,   dB = A^T G.
 
     The transposes are flags to the kernel, never copies.
@@ -434,7 +434,7 @@ class MatMul(Function):
         return da, db
 
 
-class Linear(Function):
+class Linear(Op):
     """Y = act(X W^T + b), one node for a whole layer (matmul, bias and activation fused);
     with Z = X W^T + b:   dZ = G act'(Z),   dX = dZ W,   dW = dZ^T X,   db = sum of dZ over rows.
 
@@ -462,7 +462,7 @@ class Linear(Function):
 # takes five graph nodes where one will do.
 
 
-class Softmax(Function):
+class Softmax(Op):
     """z_i = e^(x_i - max) / sum_j e^(x_j - max);   dx = z * (g - sum(g * z))"""
 
     def forward(ctx, x, axis):
@@ -473,7 +473,7 @@ class Softmax(Function):
         return ctx.backend.softmax_backward(g, ctx.z, ctx.axis), None
 
 
-class LogSoftmax(Function):
+class LogSoftmax(Op):
     """z_i = x_i - logsumexp(x);   dx = g - softmax(x) * sum(g)"""
 
     def forward(ctx, x, axis):
@@ -484,7 +484,7 @@ class LogSoftmax(Function):
         return ctx.backend.softmax_backward(g, ctx.z, ctx.axis, log=True), None
 
 
-class CrossEntropy(Function):
+class CrossEntropy(Op):
     """L_i = -log softmax(z_i)[y_i] = logsumexp(z_i) - z_i[y_i]  (logits z, integer labels y);
     dL_i/dz_i = softmax(z_i) - onehot(y_i).  ``reduction`` is "mean", "sum" or "none"."""
 
@@ -515,7 +515,7 @@ def _clamped_log(b, x):
     return b.unary("clip", b.unary("log", b.unary("clip", x, 1e-45, None)), -100.0, None)
 
 
-class BinaryCrossEntropy(Function):
+class BinaryCrossEntropy(Op):
     """L = -(t log p + (1 - t) log(1 - p)), each log clamped at -100 as PyTorch does, so that
     p = 0 or 1 gives a large finite loss rather than inf (probabilities p, targets t, one loss
     per entry; the caller reduces).

@@ -8,6 +8,7 @@ requires a gradient, the result remembers the node that made it (``_ctx``), and
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -327,6 +328,36 @@ class Tensor:
     @property
     def is_leaf(self) -> bool:
         return self._ctx is None
+
+    @property
+    def grad_fn(self) -> Any:
+        """The graph node that made this tensor (``grad_fn.name()`` is its op), or None for a
+        leaf or a tensor made without recording."""
+        return self._ctx
+
+    def register_hook(self, hook: Any) -> autograd.RemovableHandle:
+        """Call ``hook(grad)`` with the gradient that reaches this tensor during each backward
+        pass; a Tensor it returns replaces that gradient. ``handle.remove()`` stops it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: this tensor does not require grad")
+        return autograd.register_hook(self, hook)
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` on this non-leaf tensor too (leaves keep theirs anyway)."""
+        if self._ctx is None:
+            return
+        if any(getattr(h, "retains_grad", False) for h in autograd._hooks.get(id(self), ())):
+            return  # retained already
+        me = weakref.ref(self)  # the hook must not keep the tensor alive
+
+        def keep(g: Tensor) -> None:
+            t = me()
+            if t is not None:
+                g = g if g.requires_grad else Tensor._wrap(g._backend.copy(g._data), g.device)
+                t.grad = g if t.grad is None else t.grad + g
+
+        keep.retains_grad = True
+        autograd.register_hook(self, keep)
 
     def numpy(self) -> np.ndarray:
         return self.data

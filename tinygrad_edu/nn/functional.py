@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_edu import ops
-from tinygrad_edu.autograd import Function
+from tinygrad_edu.autograd import Op
 from tinygrad_edu.errors import InputError
 from tinygrad_edu.tensor import Tensor
 
@@ -111,7 +111,7 @@ def _reduce(losses: Tensor, reduction: str) -> Tensor:
 # ----- random layers: dropout and noise -----
 
 
-class _Draw(Function):
+class _Draw(Op):
     """Random numbers of x's shape and dtype, drawn by x's backend where x lives (a GPU tensor's
     on the GPU: no host round trip). Not differentiable: x only says where, and how big.
 
