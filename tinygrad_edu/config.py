@@ -41,6 +41,31 @@ ELEMENTWISE_MIN: int = int(os.environ.get("TINYGRAD_EDU_ELEMENTWISE_MIN", "4096"
 # 6.7-9 us against 16 us) and up to 1.7x from about 2,000 (e.g. 128 x 32 outputs).
 SMALL_LINEAR_MAX: int = int(os.environ.get("TINYGRAD_EDU_SMALL_LINEAR_MAX", "1280"))
 
+# Below this many elements of a linear layer's output gradient, and without an activation, its
+# bias gradient is one Numba pass (``rules.dz_and_db``); from here numpy's SIMD column sum wins
+# (measured on 784-256-256-10 sizes and up).
+DB_ONLY_MAX: int = 8192
+
+# ``cpu.broadcast_to`` copies a broadcast result up to this many elements (1- or 2-D) instead
+# of returning numpy's read-only view: numpy's broadcast_to costs about 1.8 us, an empty array
+# and a copy 0.4 us, and the engine would copy a view before keeping it as a gradient.
+BROADCAST_COPY_MAX: int = 4096
+
+# The tile of ``cpu.matmul_blocked`` (the teaching kernel): a 64x64 float64 tile is 32 KiB, so
+# three of them stay in a typical L2 cache.
+BLOCKED_MATMUL_TILE: int = 64
+
+# ----- CUDA launch sizes (backend/cuda_kernels.py) -----
+CUDA_THREADS: int = 256  # threads per block of the elementwise, per-row and copy kernels
+CUDA_MAX_BLOCKS: int = 4096  # grid-stride loops: more blocks only add scheduling overhead
+CUDA_REDUCE_THREADS: int = 128  # threads sharing one output of a block reduction (a power of 2)
+CUDA_REDUCE_BLOCK_MIN: int = 256  # outputs that sum at least this many inputs get a block each
+CUDA_REDUCE_MANY_OUTPUTS: int = 2048  # ... unless there are this many, side by side in memory
+# The matmul tile: a block computes a BM x BN tile of C, stepping through K BK at a time; each of
+# its (BM / TM) * (BN / TN) = 256 threads keeps a TM x TN patch of C in registers; PAD extra
+# columns in the shared tiles keep transposing stores free of bank conflicts.
+CUDA_MATMUL_TILE: dict[str, int] = {"BM": 128, "BN": 128, "BK": 8, "TM": 8, "TN": 8, "PAD": 4}
+
 # Numba's default error model for @njit is "python", which raises ZeroDivisionError on 1/0.
 # numpy's model gives inf/nan as numpy does.
 ERROR_MODEL: str = "numpy"

@@ -209,7 +209,7 @@ class ReLU(Function):
         return ctx.backend.unary("relu", x)
 
     def backward(ctx, g):
-        return ctx.backend.relu_backward(g, ctx.x)
+        return ctx.backend.activation_backward("relu", g, ctx.x)
 
 
 class LeakyReLU(Function):
@@ -217,10 +217,10 @@ class LeakyReLU(Function):
 
     def forward(ctx, x, slope):
         ctx.x, ctx.slope = x, slope
-        return ctx.backend.leaky_relu(x, slope)
+        return ctx.backend.unary("leaky_relu", x, slope)
 
     def backward(ctx, g):
-        return ctx.backend.leaky_relu_backward(g, ctx.x, ctx.slope), None
+        return ctx.backend.activation_backward("leaky_relu", g, ctx.x, ctx.slope), None
 
 
 class Sigmoid(Function):
@@ -231,7 +231,7 @@ class Sigmoid(Function):
         return ctx.z
 
     def backward(ctx, g):
-        return ctx.backend.sigmoid_backward(g, ctx.z)
+        return ctx.backend.activation_backward("sigmoid", g, ctx.z)
 
 
 class Tanh(Function):
@@ -242,7 +242,7 @@ class Tanh(Function):
         return ctx.z
 
     def backward(ctx, g):
-        return ctx.backend.tanh_backward(g, ctx.z)
+        return ctx.backend.activation_backward("tanh", g, ctx.z)
 
 
 class Clip(Function):
@@ -250,10 +250,10 @@ class Clip(Function):
 
     def forward(ctx, x, lo, hi):
         ctx.x, ctx.lo, ctx.hi = x, lo, hi
-        return ctx.backend.clip(x, lo, hi)
+        return ctx.backend.unary("clip", x, lo, hi)
 
     def backward(ctx, g):
-        return ctx.backend.clip_backward(g, ctx.x, ctx.lo, ctx.hi), None, None
+        return ctx.backend.activation_backward("clip", g, ctx.x, ctx.lo, ctx.hi), None, None
 
 
 # ----- reductions -----
@@ -462,11 +462,11 @@ class LogSoftmax(Function):
     """z_i = x_i - logsumexp(x);   dx = g - softmax(x) * sum(g)"""
 
     def forward(ctx, x, axis):
-        ctx.z, ctx.axis = ctx.backend.log_softmax(x, axis), axis
+        ctx.z, ctx.axis = ctx.backend.softmax(x, axis, log=True), axis
         return ctx.z
 
     def backward(ctx, g):
-        return ctx.backend.log_softmax_backward(g, ctx.z, ctx.axis), None
+        return ctx.backend.softmax_backward(g, ctx.z, ctx.axis, log=True), None
 
 
 class CrossEntropy(Function):

@@ -5,8 +5,11 @@ the backend of their inputs' device (``backend.binary("mul", x, y)``, ``backend.
 Each backend is a module that implements the same set of functions:
 
 - ``reference``: plain numpy, the executable specification every other backend is tested against;
-- ``cpu``: Numba ``@njit(parallel=True)`` kernels, numpy below the size where threads pay off;
+- ``cpu``: Numba loops in a serial and a parallel build, numpy where one numpy call does the job;
 - ``cuda``: numba.cuda kernels, imported only when a tensor is put on a GPU.
+
+The per-element and per-row maths of the Numba and CUDA kernels is written once, in ``rules.py``
+(see its docstring, and docs/architecture.md).
 
 The list of kernel names every backend provides is ``KERNELS`` below.
 """
@@ -34,13 +37,7 @@ KERNELS: tuple[str, ...] = (
     "unary",
     "binary",
     "compare",
-    "leaky_relu",
-    "leaky_relu_backward",
-    "clip",
-    "clip_backward",
-    "relu_backward",
-    "sigmoid_backward",
-    "tanh_backward",
+    "activation_backward",
     # reductions
     "sum",
     "max",
@@ -60,9 +57,7 @@ KERNELS: tuple[str, ...] = (
     "linear_forward",
     "linear_backward",
     "softmax",
-    "log_softmax",
     "softmax_backward",
-    "log_softmax_backward",
     "cross_entropy_forward",
     "cross_entropy_backward",
     # random numbers, drawn where the tensor lives

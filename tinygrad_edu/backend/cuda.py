@@ -37,7 +37,7 @@ from numba import config as numba_config
 from numba import cuda
 
 from tinygrad_edu.backend import cuda_kernels as K
-from tinygrad_edu.backend import reference
+from tinygrad_edu.backend import reference, rules
 from tinygrad_edu.backend.cuda_optim import (  # noqa: F401  (part of the interface)
     adadelta_step,
     adagrad_step,
@@ -200,12 +200,6 @@ def _kind(x):
     return x.dtype if _is_device(x) else type(x)
 
 
-_UNARY_CODES = {
-    "neg": K.NEG, "exp": K.EXP, "log": K.LOG, "sqrt": K.SQRT, "abs": K.ABS, "sign": K.SIGN,
-    "tanh": K.TANH, "relu": K.RELU, "sigmoid": K.SIGMOID,
-}  # fmt: skip
-
-
 def _unary(code: int, x, dtype: np.dtype, a: float = 0.0, b: float = 0.0):
     out = _empty(x.shape, dtype)
     if out.size:
@@ -215,15 +209,25 @@ def _unary(code: int, x, dtype: np.dtype, a: float = 0.0, b: float = 0.0):
     return out
 
 
-def unary(op: str, x):
-    """``op`` in neg exp log sqrt abs sign tanh relu sigmoid."""
-    if op not in _UNARY_CODES:
-        raise InputError(f"unary: unknown op {op!r}; expected one of {sorted(_UNARY_CODES)}")
-    return _unary(_UNARY_CODES[op], x, _result_dtype("unary", op, x.dtype))
+def unary(op: str, x, a: float | None = 0.0, b: float | None = 0.0):
+    """See ``reference.unary``: one thread per element, ``rules.unary_rule``."""
+    if op not in rules.UNARY_CODES:
+        raise InputError(
+            f"unary: unknown op {op!r}; expected one of {', '.join(rules.UNARY_CODES)}"
+        )
+    if op == "clip":
+        if a is None and b is None:
+            return copy(x)
+        bounds = tuple(v for v in (a, b) if v is not None)
+        dtype = np.result_type(x.dtype, *bounds)  # as np.clip (Python floats are weak scalars)
+        return _unary(rules.CLIP, x, dtype, *reference.clip_bounds(a, b))
+    if op == "leaky_relu":
+        return _unary(rules.LEAKY_RELU, x, x.dtype, a)
+    return _unary(rules.UNARY_CODES[op], x, _result_dtype("unary", op, x.dtype))
 
 
-_BINARY_CODES = {"add": K.ADD, "sub": K.SUB, "mul": K.MUL, "div": K.DIV, "pow": K.POW}
-_COMPARE_CODES = {"eq": K.EQ, "ne": K.NE, "lt": K.LT, "le": K.LE, "gt": K.GT, "ge": K.GE}
+_BINARY_CODES = rules.BINARY_CODES
+_COMPARE_CODES = rules.COMPARE_CODES
 
 
 def _broadcast_strides(shape_x: Shape, shape: Shape) -> tuple[int, ...]:
@@ -294,60 +298,25 @@ def compare(op: str, x, y):
     return _elementwise(_COMPARE_CODES[op], x, y, np.dtype(np.float32), work)
 
 
-def _fused_backward(code: int, g, x, a: float = 0.0, b: float = 0.0):
-    """out = g * f'(x) in one kernel; shapes that differ are broadcast first (not the ops' case)."""
-    if g.shape != x.shape:
-        shape = np.broadcast_shapes(g.shape, x.shape)
-        g, x = broadcast_to(g, shape), broadcast_to(x, shape)
+def activation_backward(op: str, g, saved, a=0.0, b=0.0):
+    """See ``reference.activation_backward``: out = g * f'(.) in one kernel, one thread per
+    element (``rules.backward_rule``); shapes that differ are broadcast first."""
+    if op not in rules.BACKWARD_CODES:
+        raise InputError(
+            f"activation_backward: unknown activation {op!r}; expected one of "
+            f"{', '.join(rules.BACKWARD_CODES)}"
+        )
+    if g.shape != saved.shape:
+        shape = np.broadcast_shapes(g.shape, saved.shape)
+        g, saved = broadcast_to(g, shape), broadcast_to(saved, shape)
+    if op == "clip":
+        a, b = reference.clip_bounds(a, b)
     out = _empty(g.shape, g.dtype)
     if out.size:
         a, b = _scalar(a, g.dtype), _scalar(b, g.dtype)
-        K.backward_kernel[_grid(out.size)](code, _flat(g), _flat(x), a, b, _flat(out))
+        code = rules.BACKWARD_CODES[op]
+        K.backward_kernel[_grid(out.size)](code, _flat(g), _flat(saved), a, b, _flat(out))
     return out
-
-
-def relu_backward(g, x):
-    """g * relu'(x), with relu'(0) = 0."""
-    return _fused_backward(K.RELU_BACKWARD, g, x)
-
-
-def sigmoid_backward(g, y):
-    """g * y * (1 - y), where y = sigmoid(x) is the saved output."""
-    return _fused_backward(K.SIGMOID_BACKWARD, g, y)
-
-
-def tanh_backward(g, y):
-    """g * (1 - y^2), where y = tanh(x) is the saved output."""
-    return _fused_backward(K.TANH_BACKWARD, g, y)
-
-
-def leaky_relu(x, slope: float):
-    return _unary(K.LEAKY_RELU, x, x.dtype, slope)
-
-
-def leaky_relu_backward(g, x, slope: float):
-    return _fused_backward(K.LEAKY_RELU_BACKWARD, g, x, slope)
-
-
-def clip(x, lo: float | None, hi: float | None):
-    if lo is None and hi is None:
-        return copy(x)
-    code = K.CLIP if lo is not None and hi is not None else (K.CLIP_LO if hi is None else K.CLIP_HI)
-    bounds = tuple(v for v in (lo, hi) if v is not None)
-    dtype = np.result_type(x.dtype, *bounds)  # as np.clip (Python floats are weak scalars)
-    return _unary(code, x, dtype, 0.0 if lo is None else lo, 0.0 if hi is None else hi)
-
-
-def clip_backward(g, x, lo: float | None, hi: float | None):
-    """The gradient passes where lo <= x <= hi (PyTorch's rule at the bounds)."""
-    if lo is None and hi is None:
-        return copy(g)
-    code = (
-        K.CLIP_BACKWARD
-        if lo is not None and hi is not None
-        else (K.CLIP_LO_BACKWARD if hi is None else K.CLIP_HI_BACKWARD)
-    )
-    return _fused_backward(code, g, x, 0.0 if lo is None else lo, 0.0 if hi is None else hi)
 
 
 # ----- reductions -----
@@ -419,7 +388,9 @@ def max_backward(g, x, out, axis):
     Composed from four kernels (mask, count, divide, multiply): it runs once per max node.
     """
     work = _result_dtype("binary", "add", x.dtype, out.dtype)
-    mask = _elementwise(K.SAME, x, out, np.dtype(np.float32), work)  # a NaN max: the NaN entries
+    mask = _elementwise(
+        rules.SAME, x, out, np.dtype(np.float32), work
+    )  # a NaN max: the NaN entries
     count = sum(mask, axis, True)
     return binary("mul", mask, binary("div", g, count))
 
@@ -638,19 +609,10 @@ def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
     return _matmul_into(a, b, transpose_a, transpose_b)
 
 
-# Activations that a linear layer can fuse: each derivative is written with the output y alone.
-_ACTIVATION_BACKWARD = {
-    None: None,
-    "relu": K.RELU_BACKWARD,
-    "sigmoid": K.SIGMOID_BACKWARD,
-    "tanh": K.TANH_BACKWARD,
-}
-
-
 def _check_activation(name: str, activation) -> None:
-    if activation not in _ACTIVATION_BACKWARD:
+    if activation not in rules.FUSED_ACTIVATIONS:
         raise InputError(
-            f"{name}: activation must be one of {list(_ACTIVATION_BACKWARD)}, got {activation!r}"
+            f"{name}: activation must be one of {list(rules.FUSED_ACTIVATIONS)}, got {activation!r}"
         )
 
 
@@ -666,7 +628,8 @@ def linear_forward(x, w, b, activation=None):
     y = _matmul_into(_rows_of(x), w, False, True, bias=b)
     if activation is not None and y.size:
         flat, zero = _flat(y), _scalar(0, y.dtype)
-        K.unary_kernel[_grid(y.size)](_UNARY_CODES[activation], flat, zero, zero, flat)
+        code = rules.FUSED_ACTIVATIONS[activation][0]
+        K.unary_kernel[_grid(y.size)](code, flat, zero, zero, flat)
     return y if x.ndim == 2 else reshape(y, tuple(x.shape[:-1]) + (w.shape[0],))
 
 
@@ -674,7 +637,7 @@ def linear_backward(g, x, w, need_x: bool, need_w: bool, need_b: bool, activatio
     """dZ = G act'(Z) (one fused pass, from the saved output y);  dX = dZ W,  dW = dZ^T X,
     db = sum of dZ over rows; each only when needed."""
     _check_activation("linear_backward", activation)
-    dz = g if activation is None else _fused_backward(_ACTIVATION_BACKWARD[activation], g, y)
+    dz = g if activation is None else activation_backward(activation, g, y)
     dz2, x2 = _rows_of(dz), _rows_of(x)
     dx = matmul(dz2, w) if need_x else None
     if dx is not None and g.ndim != 2:
@@ -695,7 +658,8 @@ def _rows(x, axis: int) -> tuple[int, int]:
     return x.shape[axis], math.prod(x.shape[axis + 1 :])
 
 
-def _softmax(x, axis: int, log: bool):
+def softmax(x, axis: int, log: bool = False):
+    """See ``reference.softmax``: one thread per row, ``rules.softmax_row``."""
     out = _empty(x.shape, np.result_type(x.dtype, np.float32))
     length, inner = _rows(x, axis)
     if out.size:
@@ -704,17 +668,8 @@ def _softmax(x, axis: int, log: bool):
     return out
 
 
-def softmax(x, axis: int):
-    """exp(x - max) / sum(exp(x - max)), one thread per row."""
-    return _softmax(x, axis, False)
-
-
-def log_softmax(x, axis: int):
-    """x - max - log(sum(exp(x - max))), one thread per row."""
-    return _softmax(x, axis, True)
-
-
-def _softmax_backward(g, y, axis: int, log: bool):
+def softmax_backward(g, y, axis: int, log: bool = False):
+    """See ``reference.softmax_backward``: one thread per row, ``rules.softmax_backward_row``."""
     out = _empty(y.shape, y.dtype)
     length, inner = _rows(y, axis)
     if out.size:
@@ -723,16 +678,6 @@ def _softmax_backward(g, y, axis: int, log: bool):
             log, _flat(g), _flat(y), _flat(out), length, inner
         )
     return out
-
-
-def softmax_backward(g, y, axis: int):
-    """dx = y * (g - sum(g * y)), y the saved softmax."""
-    return _softmax_backward(g, y, axis, False)
-
-
-def log_softmax_backward(g, y, axis: int):
-    """dx = g - softmax(x) * sum(g), y the saved log-softmax."""
-    return _softmax_backward(g, y, axis, True)
 
 
 def _labels_on_device(logits, labels):
@@ -765,7 +710,7 @@ def cross_entropy_forward(logits, labels, reduction="none"):
     losses = _empty((n,), logits.dtype)
     probs = _empty((n, c), logits.dtype)
     if n and c:
-        K.cross_entropy_rows_kernel[_grid(n)](logits, labels, losses, probs)
+        K.cross_entropy_rows_kernel[_grid(n)](_flat(logits), labels, _flat(losses), _flat(probs))
     if reduction == "none":
         return losses, probs
     total = sum(losses, None, False)
@@ -782,7 +727,9 @@ def cross_entropy_backward(g, probs, labels, reduction="none"):
         if g.dtype != probs.dtype:
             g = astype(g, probs.dtype)
         scale = 1.0 / n if reduction == "mean" else 1.0
-        K.cross_entropy_backward_kernel[_grid(out.size)](_flat(g), scale, probs, labels, out)
+        K.cross_entropy_backward_kernel[_grid(out.size)](
+            _flat(g), scale, _flat(probs), labels, _flat(out)
+        )
     return out
 
 

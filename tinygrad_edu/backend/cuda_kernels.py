@@ -9,8 +9,10 @@ Conventions shared by every kernel here:
 - a kernel over n items uses a grid-stride loop: thread t of the T threads in the grid handles
   items t, t + T, t + 2T, ...; any grid size is correct, and the launch picks one that fills the
   GPU;
-- ``code`` arguments pick the operation (the constants below); the branch is the same for every
-  thread, so it costs next to nothing and keeps one compiled kernel per dtype instead of one per op.
+- ``code`` arguments pick the operation (``rules``' constants); the branch is the same for every
+  thread, so it costs next to nothing and keeps one compiled kernel per dtype instead of one per op;
+- the per-element and per-row maths is not here: it is ``backend/rules.py``'s, compiled below as
+  device functions from the same Python source the CPU loops are built from.
 
 Each kernel's docstring says which thread computes what.
 """
@@ -25,23 +27,24 @@ from numba import config as numba_config
 from numba import cuda
 from numba.cuda.random import xoroshiro128p_normal_float64, xoroshiro128p_uniform_float64
 
+from tinygrad_edu import config
+from tinygrad_edu.backend import rules
+
 # ----- launch sizes -----
 
-THREADS = 256  # threads per block of the elementwise, per-row and copy kernels
-MAX_BLOCKS = 4096  # grid-stride loops: more blocks than this only add scheduling overhead
-REDUCE_THREADS = 128  # threads that share one output in the per-block reduction (a power of 2)
-REDUCE_BLOCK_MIN = 256  # outputs that sum at least this many inputs get a block each
-REDUCE_MANY_OUTPUTS = 2048  # ... unless there are this many outputs, side by side in memory
+# The tunables are in tinygrad_edu/config.py, which says what each does.
+THREADS = config.CUDA_THREADS
+MAX_BLOCKS = config.CUDA_MAX_BLOCKS
+REDUCE_THREADS = config.CUDA_REDUCE_THREADS
+REDUCE_BLOCK_MIN = config.CUDA_REDUCE_BLOCK_MIN
+REDUCE_MANY_OUTPUTS = config.CUDA_REDUCE_MANY_OUTPUTS
 
 # Matmul: a block computes a MATMUL_BM x MATMUL_BN tile of C, stepping through K MATMUL_BK at a
 # time; each of its (BM / TM) * (BN / TN) = 256 threads keeps a MATMUL_TM x MATMUL_TN patch of C
 # in registers (register blocking: 64 multiply-adds for every 16 reads of shared memory).
-MATMUL_BM = 128
-MATMUL_BN = 128
-MATMUL_BK = 8
-MATMUL_TM = 8
-MATMUL_TN = 8
-MATMUL_PAD = 4  # extra columns in the shared tiles, so transposing stores avoid bank conflicts
+_TILE = config.CUDA_MATMUL_TILE
+MATMUL_BM, MATMUL_BN, MATMUL_BK = _TILE["BM"], _TILE["BN"], _TILE["BK"]
+MATMUL_TM, MATMUL_TN, MATMUL_PAD = _TILE["TM"], _TILE["TN"], _TILE["PAD"]
 
 _TX = MATMUL_BN // MATMUL_TN  # threads along a block's columns (16)
 _TY = MATMUL_BM // MATMUL_TM  # threads along its rows (16)
@@ -51,113 +54,35 @@ _B_LOADS = MATMUL_BK * MATMUL_BN // _NT  # elements of the B tile each thread lo
 _A_WIDTH = MATMUL_BM + MATMUL_PAD
 _B_WIDTH = MATMUL_BN + MATMUL_PAD
 
-# NOTE: the simulator runs kernels as Python, where math.log(0.0) raises and math.exp(1000.0)
-# overflows with an error; a GPU returns -inf and inf. numpy's scalar functions return what the
-# GPU does, so the simulator gets those (numba.cuda compiles the math module's on a GPU).
-if numba_config.ENABLE_CUDASIM:
-    _exp, _log, _sqrt, _tanh = np.exp, np.log, np.sqrt, np.tanh
-else:
-    _exp, _log, _sqrt, _tanh = math.exp, math.log, math.sqrt, math.tanh
-
-# Device functions (the per-element maths below) are inlined into the kernels that call them
-# (forceinline, at the NVVM level), so an op code costs a branch, not a call. The simulator has no
-# such option and needs none.
+# Device functions are inlined into the kernels that call them (forceinline, at the NVVM level), so
+# an op code costs a branch, not a call. The simulator has no such option and needs none.
 if numba_config.ENABLE_CUDASIM:
     device_function = functools.partial(cuda.jit, device=True)
 else:
     device_function = functools.partial(cuda.jit, device=True, forceinline=True)
 
-# ----- operation codes -----
+# ----- the rules of backend/rules.py, compiled for the GPU -----
+# The same Python functions the CPU loops inline (``py_func`` is the function before Numba's CPU
+# compilation); ``rules.py`` says what each computes and the operation codes.
 
-NEG, EXP, LOG, SQRT, ABS, SIGN, TANH, RELU, SIGMOID, LEAKY_RELU, CLIP_LO, CLIP_HI, CLIP = range(13)
-ADD, SUB, MUL, DIV, POW, EQ, NE, LT, LE, GT, GE, SAME = range(12)  # SAME: equal, or both NaN
-RELU_BACKWARD, SIGMOID_BACKWARD, TANH_BACKWARD, LEAKY_RELU_BACKWARD = range(4)
-CLIP_LO_BACKWARD, CLIP_HI_BACKWARD, CLIP_BACKWARD = range(4, 7)
-SUM, MAX, MIN = range(3)
+unary_rule = device_function(rules.unary_rule.py_func)
+binary_rule = device_function(rules.binary_rule.py_func)
+backward_rule = device_function(rules.backward_rule.py_func)
+cross_entropy_grad_rule = device_function(rules.cross_entropy_grad_rule.py_func)
+softmax_row = device_function(rules.softmax_row.py_func)
+softmax_backward_row = device_function(rules.softmax_backward_row.py_func)
+cross_entropy_row = device_function(rules.cross_entropy_row.py_func)
+RULES = (
+    unary_rule,
+    binary_rule,
+    backward_rule,
+    cross_entropy_grad_rule,
+    softmax_row,
+    softmax_backward_row,
+    cross_entropy_row,
+)
 
-
-# ----- per-element maths (device functions, inlined into the kernels) -----
-
-
-@device_function
-def _unary_op(code, v, a, b):
-    """op(v); ``a`` and ``b`` are the slope of leaky_relu and the bounds of clip."""
-    if code == NEG:
-        return -v
-    if code == EXP:
-        return _exp(v)
-    if code == LOG:
-        return _log(v)
-    if code == SQRT:
-        return _sqrt(v)
-    if code == ABS:
-        return abs(v)
-    if code == SIGN:
-        return 1 if v > 0 else (-1 if v < 0 else v)  # 0 stays 0 and NaN stays NaN
-    if code == TANH:
-        return _tanh(v)
-    if code == RELU:
-        return v if v > 0 or v != v else 0  # NaN propagates, as on the CPU
-    if code == SIGMOID:  # no overflow, and no cancellation in the negative tail
-        if v >= 0:
-            return 1.0 / (1.0 + _exp(-v))
-        e = _exp(v)
-        return e / (1.0 + e)
-    if code == LEAKY_RELU:
-        return v if v > 0 else v * a
-    if code == CLIP_LO or code == CLIP:
-        v = a if v < a else v  # NaN fails every comparison and passes through, as in numpy
-    if code == CLIP_HI or code == CLIP:
-        v = b if v > b else v
-    return v
-
-
-@device_function
-def _binary_op(code, u, v):
-    """u op v; the comparisons give 1.0 or 0.0 (SAME: 1.0 when u == v or both are NaN)."""
-    if code == ADD:
-        return u + v
-    if code == SUB:
-        return u - v
-    if code == MUL:
-        return u * v
-    if code == DIV:
-        return u / v
-    if code == POW:
-        return u**v
-    if code == EQ:
-        return 1.0 if u == v else 0.0
-    if code == NE:
-        return 1.0 if u != v else 0.0
-    if code == LT:
-        return 1.0 if u < v else 0.0
-    if code == LE:
-        return 1.0 if u <= v else 0.0
-    if code == GT:
-        return 1.0 if u > v else 0.0
-    if code == GE:
-        return 1.0 if u >= v else 0.0
-    return 1.0 if (u == v or (u != u and v != v)) else 0.0
-
-
-@device_function
-def _backward_op(code, g, x, a, b):
-    """g times the derivative at x (x is the saved input, or the saved output y for sigmoid and
-    tanh); ``a`` is leaky_relu's slope, ``a`` and ``b`` clip's bounds."""
-    if code == RELU_BACKWARD:
-        return g if x > 0 else 0
-    if code == SIGMOID_BACKWARD:
-        return g * x * (1 - x)
-    if code == TANH_BACKWARD:
-        return g * (1 - x * x)
-    if code == LEAKY_RELU_BACKWARD:
-        return g if x > 0 else g * a
-    inside = True  # clip: the gradient passes where lo <= x <= hi (PyTorch's rule)
-    if code == CLIP_LO_BACKWARD or code == CLIP_BACKWARD:
-        inside = x >= a
-    if code == CLIP_HI_BACKWARD or code == CLIP_BACKWARD:
-        inside = inside and x <= b
-    return g if inside else 0
+SUM, MAX, MIN = range(3)  # the reduction kernels' codes
 
 
 @device_function
@@ -201,14 +126,14 @@ def cast_kernel(x, out):
 def unary_kernel(code, x, a, b, out):
     """Thread t writes out[i] = op(x[i]) for its items i."""
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-        out[i] = _unary_op(code, x[i], a, b)
+        out[i] = unary_rule(code, x[i], a, b)
 
 
 @cuda.jit
 def binary_kernel(code, x, y, out):
     """Same shapes: thread t writes out[i] = x[i] op y[i]."""
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-        out[i] = _binary_op(code, x[i], y[i])
+        out[i] = binary_rule(code, x[i], y[i])
 
 
 @cuda.jit
@@ -216,9 +141,9 @@ def binary_scalar_kernel(code, x, s, scalar_first, out):
     """Array op scalar: thread t writes out[i] = x[i] op s (or s op x[i])."""
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         if scalar_first:
-            out[i] = _binary_op(code, s, x[i])
+            out[i] = binary_rule(code, s, x[i])
         else:
-            out[i] = _binary_op(code, x[i], s)
+            out[i] = binary_rule(code, x[i], s)
 
 
 @cuda.jit
@@ -226,14 +151,14 @@ def binary_broadcast_kernel(code, x, x_strides, y, y_strides, shape, out):
     """Broadcasting: thread t writes out[i] for its items i; each input is read through strides
     that are 0 along the axes it is broadcast over."""
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-        out[i] = _binary_op(code, x[_offset(i, shape, x_strides)], y[_offset(i, shape, y_strides)])
+        out[i] = binary_rule(code, x[_offset(i, shape, x_strides)], y[_offset(i, shape, y_strides)])
 
 
 @cuda.jit
 def backward_kernel(code, g, x, a, b, out):
     """Fused activation backward: thread t writes out[i] = g[i] * f'(x[i]) in one pass."""
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-        out[i] = _backward_op(code, g[i], x[i], a, b)
+        out[i] = backward_rule(code, g[i], x[i], a, b)
 
 
 # ----- reductions -----
@@ -344,70 +269,47 @@ def scatter_add_kernel(src, index, dst):
 
 @cuda.jit
 def softmax_rows_kernel(log, x, out, length, inner):
-    """Thread t handles its rows: max, then sum of exp(x - max), then the outputs
-    (softmax, or log-softmax when ``log``)."""
+    """Thread t handles its rows r: ``rules.softmax_row`` on the row that starts at
+    (r // inner) * length * inner + r % inner and steps by ``inner``."""
     rows = out.size // length if length else 0
     for r in range(cuda.grid(1), rows, cuda.gridsize(1)):
         start = (r // inner) * length * inner + r % inner
-        m = x[start]
-        for j in range(1, length):
-            v = x[start + j * inner]
-            m = v if (v > m or v != v) else m
-        s = 0.0
-        for j in range(length):
-            s += _exp(x[start + j * inner] - m)
-        lse = m + _log(s)
-        for j in range(length):
-            k = start + j * inner
-            out[k] = x[k] - lse if log else _exp(x[k] - lse)
+        softmax_row(log, x, out, start, inner, length)
 
 
 @cuda.jit
 def softmax_backward_rows_kernel(log, g, y, out, length, inner):
-    """Thread t handles its rows. softmax: dx = y * (g - sum(g * y));
-    log-softmax: dx = g - exp(y) * sum(g)."""
+    """Thread t handles its rows: ``rules.softmax_backward_row``."""
     rows = out.size // length if length else 0
     for r in range(cuda.grid(1), rows, cuda.gridsize(1)):
         start = (r // inner) * length * inner + r % inner
-        s = 0.0
-        for j in range(length):
-            k = start + j * inner
-            s += g[k] if log else g[k] * y[k]
-        for j in range(length):
-            k = start + j * inner
-            out[k] = g[k] - _exp(y[k]) * s if log else y[k] * (g[k] - s)
+        softmax_backward_row(log, g, y, out, start, inner, length)
 
 
 @cuda.jit
 def cross_entropy_rows_kernel(logits, labels, losses, probs):
-    """Thread t handles rows i of the (n, c) logits: losses[i] = logsumexp(z_i) - z_i[label_i],
-    probs[i] = softmax(z_i) (saved for the backward pass). A label outside [0, c) gives a NaN
-    loss instead of a read outside the row."""
-    n, c = logits.shape
+    """Thread t handles rows i of the flat (n, c) logits: ``rules.cross_entropy_row``. A label
+    outside [0, c) gives a NaN loss instead of a read outside the row (the host checked them)."""
+    n = losses.size
+    c = logits.size // n
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        m = logits[i, 0]
-        for j in range(1, c):
-            m = logits[i, j] if (logits[i, j] > m or logits[i, j] != logits[i, j]) else m
-        s = 0.0
-        for j in range(c):
-            s += _exp(logits[i, j] - m)
-        lse = m + _log(s)
-        for j in range(c):
-            probs[i, j] = _exp(logits[i, j] - lse)
         label = labels[i]
-        losses[i] = lse - logits[i, label] if 0 <= label < c else math.nan  # never read outside
+        if 0 <= label < c:
+            losses[i] = cross_entropy_row(logits, probs, i * c, c, label)
+        else:
+            losses[i] = math.nan
 
 
 @cuda.jit
 def cross_entropy_backward_kernel(g_rows, scale, probs, labels, out):
-    """Thread t writes out[i, j] = (probs[i, j] - onehot(label_i)[j]) * g_rows[i] * scale for
-    its elements (flat index e = i * c + j); a g_rows of length 1 is shared by every row."""
-    n, c = probs.shape
+    """Thread t writes out[e] for its elements e = i * c + j of the flat (n, c) probs:
+    ``rules.cross_entropy_grad_rule``; a g_rows of length 1 is shared by every row."""
+    n = labels.size
+    c = probs.size // n
     for e in range(cuda.grid(1), n * c, cuda.gridsize(1)):
         i = e // c
-        j = e % c
-        d = probs[i, j] - 1 if j == labels[i] else probs[i, j]
-        out[i, j] = d * (g_rows[i] if g_rows.shape[0] == n else g_rows[0]) * scale
+        g = (g_rows[i] if g_rows.size == n else g_rows[0]) * scale
+        out[e] = cross_entropy_grad_rule(probs[e], e % c == labels[i], g)
 
 
 # ----- random numbers: one xoroshiro128+ generator state per thread -----

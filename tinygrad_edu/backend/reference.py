@@ -75,7 +75,7 @@ def is_view(x: np.ndarray) -> bool:
 
 # ----- elementwise -----
 
-_UNARY = {
+UNARY_UFUNCS = {
     "neg": np.negative,
     "exp": np.exp,
     "log": np.log,
@@ -84,10 +84,20 @@ _UNARY = {
     "sign": np.sign,
     "tanh": np.tanh,
 }
+UNARY_OPS = (*UNARY_UFUNCS, "relu", "sigmoid", "leaky_relu", "clip")
 
 
-def unary(op: str, x: np.ndarray) -> np.ndarray:
-    """``op`` in neg exp log sqrt abs sign tanh relu sigmoid."""
+def clip_bounds(lo: float | None, hi: float | None) -> tuple[float, float]:
+    """clip's bounds with None (no bound on that side) as -inf / inf."""
+    return -np.inf if lo is None else lo, np.inf if hi is None else hi
+
+
+def unary(op: str, x: np.ndarray, a: float | None = 0.0, b: float | None = 0.0) -> np.ndarray:
+    """``op`` in neg exp log sqrt abs sign tanh relu sigmoid, and leaky_relu (slope ``a``) and
+    clip (bounds ``a`` and ``b``, None for no bound on that side; NaN passes through)."""
+    ufunc = UNARY_UFUNCS.get(op)
+    if ufunc is not None:
+        return _arr(ufunc(x))
     if op == "relu":
         return _arr(np.maximum(x, 0))
     if op == "sigmoid":
@@ -96,10 +106,15 @@ def unary(op: str, x: np.ndarray) -> np.ndarray:
         e = np.exp(-np.abs(x))
         out = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
         return _arr(out.astype(x.dtype, copy=False) if x.dtype.kind == "f" else out)
-    return _arr(_UNARY[op](x))
+    if op == "leaky_relu":
+        return _arr(np.where(x > 0, x, x * a).astype(x.dtype, copy=False))
+    if op == "clip":
+        # NOTE: np.clip with both bounds None is an error.
+        return copy(x) if a is None and b is None else _arr(np.clip(x, a, b))
+    raise InputError(f"unary: unknown op {op!r}; expected one of {', '.join(UNARY_OPS)}")
 
 
-_BINARY = {
+BINARY_UFUNCS = {
     "add": np.add,
     "sub": np.subtract,
     "mul": np.multiply,
@@ -110,7 +125,7 @@ _BINARY = {
 
 def binary(op: str, x, y) -> np.ndarray:
     """Broadcasting ``op`` in add sub mul div pow; either side may be a Python scalar."""
-    return _arr(_BINARY[op](x, y))
+    return _arr(BINARY_UFUNCS[op](x, y))
 
 
 _COMPARE = {
@@ -128,49 +143,41 @@ def compare(op: str, x, y) -> np.ndarray:
     return _arr(_COMPARE[op](x, y)).astype(np.float32)
 
 
-def relu_backward(g: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """g * relu'(x), with relu'(0) = 0."""
-    return _arr(np.where(x > 0, g, 0).astype(g.dtype, copy=False))
-
-
 # NOTE: numpy takes twice as long over a small array with a Python number as with a 0-d array
 # (0.5 vs 0.25 us), and the result is the same: the backward rules below subtract from these.
 _ONE = {np.dtype(np.float32): np.ones((), np.float32), np.dtype(np.float64): np.ones(())}
 
-
-def sigmoid_backward(g: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """g * y * (1 - y), where y = sigmoid(x) is the saved output."""
-    return _arr(g * y * (_ONE.get(y.dtype, 1) - y))
+ACTIVATIONS = ("relu", "leaky_relu", "clip", "sigmoid", "tanh")
 
 
-def tanh_backward(g: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """g * (1 - y^2), where y = tanh(x) is the saved output."""
-    return _arr(g * (_ONE.get(y.dtype, 1) - y * y))
+def activation_backward(op: str, g: np.ndarray, saved: np.ndarray, a=0.0, b=0.0) -> np.ndarray:
+    """g * f'(.) for the activation ``op``, written with the value its forward saved:
 
-
-def leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
-    return _arr(np.where(x > 0, x, x * slope).astype(x.dtype, copy=False))
-
-
-def leaky_relu_backward(g: np.ndarray, x: np.ndarray, slope: float) -> np.ndarray:
-    return _arr(np.where(x > 0, g, g * slope).astype(g.dtype, copy=False))
-
-
-def clip(x: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
-    # NOTE: np.clip with both bounds None is an error; NaN passes through as numpy does.
-    if lo is None and hi is None:
-        return copy(x)
-    return _arr(np.clip(x, lo, hi))
-
-
-def clip_backward(g: np.ndarray, x: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
-    """The gradient passes where lo <= x <= hi (PyTorch's rule at the bounds)."""
-    inside = np.ones(x.shape, dtype=bool)
-    if lo is not None:
-        inside &= x >= lo
-    if hi is not None:
-        inside &= x <= hi
-    return _arr(np.where(inside, g, 0).astype(g.dtype, copy=False))
+    - relu: saved = x, relu'(x) = [x > 0] (0 at 0, as PyTorch);
+    - leaky_relu: saved = x, slope ``a``: 1 if x > 0 else slope;
+    - clip: saved = x, bounds ``a``, ``b`` (None: none on that side): [lo <= x <= hi];
+    - sigmoid: saved = y = sigmoid(x): y (1 - y);
+    - tanh: saved = y = tanh(x): 1 - y^2.
+    """
+    if op == "relu":
+        return _arr(np.where(saved > 0, g, 0).astype(g.dtype, copy=False))
+    if op == "leaky_relu":
+        return _arr(np.where(saved > 0, g, g * a).astype(g.dtype, copy=False))
+    if op == "clip":
+        inside = np.ones(saved.shape, dtype=bool)
+        if a is not None:
+            inside &= saved >= a
+        if b is not None:
+            inside &= saved <= b
+        return _arr(np.where(inside, g, 0).astype(g.dtype, copy=False))
+    one = _ONE.get(saved.dtype, 1)
+    if op == "sigmoid":
+        return _arr(g * saved * (one - saved))
+    if op == "tanh":
+        return _arr(g * (one - saved * saved))
+    raise InputError(
+        f"activation_backward: unknown activation {op!r}; expected one of {', '.join(ACTIVATIONS)}"
+    )
 
 
 # ----- reductions -----
@@ -293,51 +300,34 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, activatio
     return y if activation is None else unary(activation, y)
 
 
-def activation_backward(g: np.ndarray, y: np.ndarray, activation) -> np.ndarray:
-    """g * act'(z), written with the saved output y = act(z)."""
-    if activation is None:
-        return g
-    if activation == "relu":
-        return relu_backward(g, y)
-    if activation == "sigmoid":
-        return sigmoid_backward(g, y)
-    return tanh_backward(g, y)
-
-
 def linear_backward(g, x, w, need_x: bool, need_w: bool, need_b: bool, activation=None, y=None):
     """dZ = G act'(Z);  dX = dZ W,  dW = dZ^T X,  db = sum of dZ over rows; each when needed."""
-    dz = activation_backward(g, y, activation)
+    dz = g if activation is None else activation_backward(activation, g, y)
     dx = dz @ w if need_x else None
     dw = dz.T @ x if need_w else None
     db = dz.sum(axis=0) if need_b else None
     return dx, dw, db
 
 
-def softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    """exp(x - max) / sum(exp(x - max)): subtracting the max keeps exp from overflowing."""
+def softmax(x: np.ndarray, axis: int, log: bool = False) -> np.ndarray:
+    """softmax: exp(x - max) / sum(exp(x - max)), subtracting the max so exp cannot overflow;
+    log-softmax (``log``): x - max - log(sum(exp(x - max)))."""
     if x.size == 0:  # nothing to normalise (numpy's max refuses an empty axis)
         return np.zeros(x.shape, dtype=np.result_type(x.dtype, np.float32))
-    z = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    if log:
+        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    z = np.exp(shifted)
     z /= np.sum(z, axis=axis, keepdims=True)
     return z
 
 
-def log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
-    """x - logsumexp(x), the max subtracted first for stability."""
-    if x.size == 0:
-        return np.zeros(x.shape, dtype=np.result_type(x.dtype, np.float32))
-    shifted = x - np.max(x, axis=axis, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
-
-
-def softmax_backward(g: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
-    """dx = y * (g - sum(g * y)), y the saved softmax."""
+def softmax_backward(g: np.ndarray, y: np.ndarray, axis: int, log: bool = False) -> np.ndarray:
+    """softmax (y the saved softmax): dx = y * (g - sum(g * y));
+    log-softmax (y the saved log-softmax): dx = g - exp(y) * sum(g)."""
+    if log:
+        return g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)
     return y * (g - np.sum(g * y, axis=axis, keepdims=True))
-
-
-def log_softmax_backward(g: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
-    """dx = g - softmax(x) * sum(g), y the saved log-softmax."""
-    return g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)
 
 
 def cross_entropy_forward(logits: np.ndarray, labels: np.ndarray, reduction: str = "none"):
@@ -345,7 +335,7 @@ def cross_entropy_forward(logits: np.ndarray, labels: np.ndarray, reduction: str
     ("none": all N of them, "sum" or "mean": a 0-d array), and the softmax probabilities
     (saved for the backward pass)."""
     check_labels(logits, labels)
-    logp = log_softmax(logits, axis=1)
+    logp = softmax(logits, 1, log=True)
     losses = -logp[np.arange(len(labels)), labels]
     if reduction == "none":
         return losses, np.exp(logp)

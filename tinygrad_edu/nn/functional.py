@@ -198,7 +198,7 @@ def cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean") -> Tenso
 def _clamped_log(b, x):
     """max(log x, -100). The argument is first raised to 1e-45 (log = -103.6; in float32 the
     smallest subnormal, log = -103.3) so that x = 0 gives -100 without a log(0) warning."""
-    return b.clip(b.unary("log", b.clip(x, 1e-45, None)), -100.0, None)
+    return b.unary("clip", b.unary("log", b.unary("clip", x, 1e-45, None)), -100.0, None)
 
 
 class _BinaryCrossEntropy(Function):
@@ -227,7 +227,7 @@ class _BinaryCrossEntropy(Function):
         need_p, need_t = ctx.needs_input_grad
         dp = dt = None
         if need_p:
-            denom = b.clip(b.binary("mul", p, b.binary("sub", 1.0, p)), 1e-12, None)
+            denom = b.unary("clip", b.binary("mul", p, b.binary("sub", 1.0, p)), 1e-12, None)
             dp = b.binary("mul", g, b.binary("div", b.binary("sub", p, t), denom))
         if need_t:
             dt = b.binary("mul", g, b.binary("sub", log_q, log_p))
