@@ -32,6 +32,7 @@ THRESHOLDS = {
     "SCALAR_EXP_MAX": 128,  # sigmoid: a scalar loop up to here, numpy's SIMD exp above
     "SMALL_LINEAR_MAX": 24,  # linear layers with at most this many outputs: the small kernel
     "DB_ONLY_MAX": 48,  # linear_backward without activation: db in one serial pass below this
+    "BROADCAST_COPY_MAX": 12,  # broadcast_to: a new array up to this many elements, else a view
 }
 # tinygrad_edu.backend.cuda_kernels (copied from config at import; cuda.py reads them at launch
 # time, the kernels do not).

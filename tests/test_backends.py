@@ -491,6 +491,7 @@ def test_sum_to_and_broadcast_to(on, rng, dtype):
     for shape, target in [
         ((2, 3, 4), (3, 4)), ((2, 3, 4), (3, 1)), ((2, 3, 4), (1, 1, 4)), ((2, 3), (1, 1)),
         ((2, 3), ()), ((8, 12), (12,)), ((8, 12), (8, 1)), ((2, 3), (2, 3)), ((0, 3), (3,)),
+        ((3, 4), (4,)), ((13,), ()),  # 12 and 13 elements: BROADCAST_COPY_MAX
     ]:  # fmt: skip
         g = moderate(rng, shape, dtype)
         axes = tuple(range(len(shape) - len(target))) + tuple(

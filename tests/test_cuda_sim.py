@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,4 +35,5 @@ def test_cuda_suite_passes_in_the_simulator():
     summary = lines[-1] if lines else "(no output)"
     print(f"{' and '.join(suites)} in the simulator: {summary}")
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
-    assert " passed" in summary and "failed" not in summary and "error" not in summary
+    # "3 xfailed" is fine (known bugs, marked strict); "1 failed" or "1 error" is not
+    assert " passed" in summary and not re.search(r"\d+ (failed|errors?)\b", summary), summary
