@@ -310,6 +310,8 @@ def activation_backward(op: str, g, saved, a=0.0, b=0.0):
         shape = np.broadcast_shapes(g.shape, saved.shape)
         g, saved = broadcast_to(g, shape), broadcast_to(saved, shape)
     if op == "clip":
+        if a is None and b is None:  # no bounds: the gradient passes everywhere, NaN included
+            return copy(g)
         a, b = reference.clip_bounds(a, b)
     out = _empty(g.shape, g.dtype)
     if out.size:
