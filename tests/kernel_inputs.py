@@ -89,14 +89,9 @@ CPU_ONLY = {f"n={n}" for n in THRESHOLD_SIZES if n != 300} | {
 }  # fmt: skip
 
 
-# NOTE: cuda.asarray turns a 0-d array into shape (1,) (np.ascontiguousarray returns at least
-# 1-d); test_backends.py::test_0d_arrays_keep_their_shape marks it, the other tests skip 0-d.
-CUDA_BROKEN = {"0-d", "() with (2, 3)", "(1,) with ()"}
-
-
 def for_backend(backend: str, cases: dict) -> list:
     """The (name, case) items of ``cases`` that ``backend`` runs."""
-    skip = CPU_ONLY | CUDA_BROKEN if backend == "cuda" else set()
+    skip = CPU_ONLY if backend == "cuda" else set()
     return [(k, v) for k, v in cases.items() if k not in skip]
 
 
