@@ -393,8 +393,13 @@ class Tensor:
                 if g.size != 1:
                     raise InputError(f"backward: grad has shape {g.shape}, expected {self.shape}")
                 g = np.full(self.shape, g.reshape(()), dtype=self.dtype)
-            else:
-                g = np.array(g, copy=True)  # never hand the user's array to the graph
+            elif not g.flags.c_contiguous:  # a slice or a broadcast view: the kernels want rows
+                g = np.ascontiguousarray(g)
+            # NOTE: the user's array itself enters the graph, not a copy (copying a 1024 x 1024
+            # gradient took as long as one of the two matmuls of its backward). That is safe:
+            # no backward rule writes into the gradient it is given, and a leaf that the array
+            # (or a view of it) reaches gets a copy (autograd._accumulate_leaf), so the user's
+            # later edits of it never show up in a .grad.
         autograd.backward(self, self._backend.asarray(g), retain_graph)
 
     def detach(self) -> Tensor:
