@@ -489,7 +489,12 @@ class Tensor:
     # x + c, c + x and x * c, c * x with a Python number c are the simpler ops AddScalar and
     # MulScalar (the same numbers: float + and * are commutative); x - c is x + (-c) exactly.
 
+    # NOTE: x + c and x * c with a float c skip _binary (one Python call fewer per op, the
+    # commonest ops of a chain of small elementwise ops); _binary would pick the same op.
+
     def __add__(self, other: Any) -> Tensor:
+        if type(other) is float:
+            return F.AddScalar.apply(self, other)
         return self._binary(F.Add, other, "add", scalar_fn=F.AddScalar)
 
     def __radd__(self, other: Any) -> Tensor:
@@ -504,6 +509,8 @@ class Tensor:
         return self._binary(F.Sub, other, "sub", reverse=True)
 
     def __mul__(self, other: Any) -> Tensor:
+        if type(other) is float:
+            return F.MulScalar.apply(self, other)
         return self._binary(F.Mul, other, "mul", scalar_fn=F.MulScalar)
 
     def __rmul__(self, other: Any) -> Tensor:
