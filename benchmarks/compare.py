@@ -493,8 +493,14 @@ def main(argv: list[str] | None = None) -> int:
     # --torch-first is kept to check that. See docs/benchmarks.md.
     if args.torch_first and not args.no_torch:
         common.torch_module()
-    import tinygrad_edu  # noqa: F401
+    import tinygrad_edu
 
+    # The start-up probes run in fresh processes in a scratch directory: make them import the
+    # same tinygrad_edu as this process (this checkout), not whichever copy is installed.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(tinygrad_edu.__file__)))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
     torch_ok = not args.no_torch and common.torch_module() is not None
     log(f"building workloads (torch {'on' if torch_ok else 'off'}) ...")
     items = build_items(torch_ok)
