@@ -371,13 +371,89 @@ class NumpyAdam:
             p -= tmp
 
 
+class LeanNumpyMLP:
+    """The numpy floor at its leanest: ``NumpyMLP``'s arithmetic with every array allocated
+    once for the batch size. Products write into their outputs (``np.dot(..., out=)``, BLAS
+    reading transposes in place), activations, softmax and gradients are computed in place, so
+    a training step allocates only a few batch-sized index arrays. ``backward`` returns the
+    same gradient arrays every time (overwritten by the next call)."""
+
+    def __init__(self, name: str, batch: int, dtype: Any = np.float32, seed: int = 0) -> None:
+        self.params = [a.copy() for pair in init_weights(name, dtype, seed) for a in pair]
+        self.sigmoid = activation_of(name) == "sigmoid"
+        self.layers = len(self.params) // 2
+        widths = layer_sizes(name)[1:]
+        self.z = [np.empty((batch, n), dtype) for n in widths]  # each layer's output
+        self.dz = [np.empty((batch, n), dtype) for n in widths]  # dL/d(layer output)
+        self.scratch = [np.empty((batch, n), dtype) for n in widths]
+        self.probs = np.empty((batch, widths[-1]), dtype)
+        self.row_max = np.empty((batch, 1), dtype)
+        self.row_sum = np.empty((batch, 1), dtype)
+        self.grads = [np.empty_like(p) for p in self.params]
+        self.rows = np.arange(batch)
+
+    def loss(self, x: np.ndarray, y: np.ndarray) -> float:
+        """Mean cross-entropy; keeps what ``backward`` needs."""
+        self.x, self.y, a = x, y, x
+        for i in range(self.layers):
+            w, b, z = self.params[2 * i], self.params[2 * i + 1], self.z[i]
+            np.dot(a, w.T, out=z)
+            z += b
+            if i < self.layers - 1:
+                if self.sigmoid:  # sigmoid(z) = 0.5 tanh(z / 2) + 0.5, in place
+                    z *= 0.5
+                    np.tanh(z, out=z)
+                    z *= 0.5
+                    z += 0.5
+                else:
+                    np.maximum(z, 0, out=z)
+            a = z
+        p = self.probs
+        np.max(a, axis=1, keepdims=True, out=self.row_max)
+        np.subtract(a, self.row_max, out=p)
+        picked = p[self.rows, y]  # the shifted logits of the labels (batch entries)
+        np.exp(p, out=p)
+        np.sum(p, axis=1, keepdims=True, out=self.row_sum)
+        p /= self.row_sum
+        return float(np.mean(np.log(self.row_sum[:, 0]) - picked))
+
+    def backward(self) -> list[np.ndarray]:
+        """Gradients of the last ``loss`` for every parameter, in ``params`` order."""
+        n = len(self.y)
+        g = self.dz[-1]  # dL/dz = (softmax - onehot) / n
+        np.copyto(g, self.probs)
+        g[self.rows, self.y] -= 1
+        g *= 1.0 / n
+        for i in range(self.layers - 1, -1, -1):
+            a = self.x if i == 0 else self.z[i - 1]
+            np.dot(g.T, a, out=self.grads[2 * i])
+            np.sum(g, axis=0, out=self.grads[2 * i + 1])
+            if i > 0:  # no gradient for the network's input
+                da, tmp = self.dz[i - 1], self.scratch[i - 1]
+                np.dot(g, self.params[2 * i], out=da)
+                if self.sigmoid:  # da *= a (1 - a)
+                    np.subtract(1, a, out=tmp)
+                    tmp *= a
+                else:  # da *= [a > 0]
+                    np.greater(a, 0, out=tmp)
+                da *= tmp
+                g = da
+        return self.grads
+
+
 class NumpyNetwork:
-    """The numpy floor with its batch: the same closures as ``TgNetwork``."""
+    """The numpy floor with its batch: the same closures as ``TgNetwork``; ``lean=True`` uses
+    ``LeanNumpyMLP`` (preallocated buffers, products written in place)."""
 
     def __init__(
-        self, name: str, batch: int, optimizer: str | None = None, dtype: Any = np.float32
+        self,
+        name: str,
+        batch: int,
+        optimizer: str | None = None,
+        dtype: Any = np.float32,
+        lean: bool = False,
     ) -> None:
-        self.mlp = NumpyMLP(name, dtype)
+        self.mlp: Any = LeanNumpyMLP(name, batch, dtype) if lean else NumpyMLP(name, dtype)
         self.params = self.mlp.params
         self.x, self.y = make_batch(name, batch, dtype)
         self.optimizer: Any = None

@@ -6,9 +6,14 @@
 
 Each workload is timed for each contender in rounds; the contenders' order rotates from round to
 round and every sample is short, so a drift of the machine's CPU speed hits all of them alike.
-The table shows medians over the rounds and the ratios tinygrad_edu / numpy and
-tinygrad_edu / torch (below 1: tinygrad_edu is faster), then each target of issue 5 with its
-status. Only ratios taken in the same run mean anything on a machine whose speed drifts.
+The table shows medians over the rounds and the ratios of tinygrad_edu to each other contender
+(below 1: tinygrad_edu is faster), then the targets of issue 9 and of the earlier issue 5 with
+their status. Only ratios taken in the same run mean anything on a machine whose speed drifts.
+
+There are two numpy floors. "numpy lean" is what issue 9 measures against: every buffer
+allocated once, products written in place (``np.dot(..., out=)``), in-place updates
+(``common.LeanNumpyMLP``). "numpy" is the plain hand-written version (``common.NumpyMLP``: the
+same arithmetic, a fresh array per product), kept for comparison with earlier tables.
 
 PyTorch runs with ``torch.set_num_threads(2)`` when it is installed and is skipped otherwise
 (or with ``--no-torch``).
@@ -35,7 +40,7 @@ import numpy as np
 
 from . import common
 
-CONTENDERS = ("tinygrad_edu", "numpy", "torch")
+CONTENDERS = ("tinygrad_edu", "numpy_lean", "numpy", "torch")
 
 
 @dataclass
@@ -79,6 +84,8 @@ def build_items(torch_ok: bool) -> list[Item]:
     contenders = [c for c in CONTENDERS if c != "torch" or torch_ok]
 
     def network(cls_name: str, name: str, batch: int, optimizer: str | None):
+        if cls_name == "numpy_lean":
+            return common.NumpyNetwork(name, batch, optimizer, lean=True)
         cls = {"tinygrad_edu": common.TgNetwork, "numpy": common.NumpyNetwork,
                "torch": common.TorchNetwork}[cls_name]  # fmt: skip
         return cls(name, batch, optimizer)
@@ -122,7 +129,14 @@ def build_items(torch_ok: bool) -> list[Item]:
     def np_matmul():
         return a_np @ b_np, g_np @ b_np.T, a_np.T @ g_np
 
-    matmuls = {"tinygrad_edu": tg_matmul, "numpy": np_matmul}
+    c_out, da_out, db_out = (np.empty((n, n), np.float32) for _ in range(3))
+
+    def np_lean_matmul():  # the three products written into arrays allocated once
+        np.dot(a_np, b_np, out=c_out)
+        np.dot(g_np, b_np.T, out=da_out)
+        np.dot(a_np.T, g_np, out=db_out)
+
+    matmuls = {"tinygrad_edu": tg_matmul, "numpy_lean": np_lean_matmul, "numpy": np_matmul}
     if torch_ok:
         a_t = torch.tensor(a_np, requires_grad=True)
         b_t = torch.tensor(b_np, requires_grad=True)
@@ -242,16 +256,13 @@ def machine_description(torch_ok: bool, load_at_start: float) -> dict[str, Any]:
 
 
 def _row(label: str, unit: str, values: dict[str, float | None], lower_is_better: bool = True):
-    tg, npv, tv = (values.get(c) for c in CONTENDERS)
-
-    def ratio(other):
-        if tg is None or other is None or other == 0:
-            return None
-        return tg / other
-
-    return {"workload": label, "unit": unit, "lower_is_better": lower_is_better,
-            "tinygrad_edu": tg, "numpy": npv, "torch": tv,
-            "tg_over_numpy": ratio(npv), "tg_over_torch": ratio(tv)}  # fmt: skip
+    row = {"workload": label, "unit": unit, "lower_is_better": lower_is_better}
+    row.update({c: values.get(c) for c in CONTENDERS})
+    tg = values.get("tinygrad_edu")
+    for c in CONTENDERS[1:]:
+        other = values.get(c)
+        row[f"tg_over_{c}"] = None if tg is None or not other else tg / other
+    return row
 
 
 def build_report(items: list[Item], startup: dict[str, Any] | None, torch_ok: bool):
@@ -314,14 +325,54 @@ def build_report(items: list[Item], startup: dict[str, Any] | None, torch_ok: bo
         return {"name": name, "target": goal, "measured": measured, "shown": shown,
                 "status": status}  # fmt: skip
 
+    def times(r):
+        return f"{r:.2f}x"
+
     step_small, step_wide = med("small_step"), med("wide_step")
-    targets = [
-        target("small step vs numpy", "<= 1.0x",
-               _div(step_small["tinygrad_edu"], step_small["numpy"]), lambda r: r <= 1.0,
-               lambda r: f"{r:.2f}x"),
-        target("wide Adam step vs numpy", "<= 1.0x",
-               _div(step_wide["tinygrad_edu"], step_wide["numpy"]), lambda r: r <= 1.0,
-               lambda r: f"{r:.2f}x"),
+    lean_mm = mm.get("numpy_lean")
+    first_step = None if not startup else startup["tinygrad_edu warm"]["first_step_s"] * 1e3
+    targets_9 = [
+        target(
+            "784-15-10 SGD step vs lean numpy",
+            "<= 1.0x",
+            _div(step_small["tinygrad_edu"], step_small.get("numpy_lean")),
+            lambda r: r <= 1.0,
+            times,
+        ),
+        target(
+            "784-256-256-10 Adam step vs lean numpy",
+            "<= 0.8x",
+            _div(step_wide["tinygrad_edu"], step_wide.get("numpy_lean")),
+            lambda r: r <= 0.8,
+            times,
+        ),
+        target(
+            f"matmul {n} fwd+bwd GFLOP/s vs lean numpy's",
+            ">= 90%",
+            _div(mm.get("tinygrad_edu"), lean_mm),
+            lambda r: r >= 0.9,
+            lambda r: f"{100 * r:.0f}%",
+        ),
+        target(
+            f"chain of {common.CHAIN_LEN} small ops, fwd+bwd",
+            "<= 2.5 us/op",
+            chain["tinygrad_edu"],
+            lambda v: v <= 2.5,
+            lambda v: f"{v:.2f} us/op",
+        ),
+        target(
+            "first training step, fresh process, warm cache",
+            "<= 150 ms",
+            first_step,
+            lambda v: v <= 150,
+            lambda v: f"{v:.0f} ms",
+        ),
+    ]
+    targets_5 = [
+        target("small step vs plain numpy", "<= 1.0x",
+               _div(step_small["tinygrad_edu"], step_small["numpy"]), lambda r: r <= 1.0, times),
+        target("wide Adam step vs plain numpy", "<= 1.0x",
+               _div(step_wide["tinygrad_edu"], step_wide["numpy"]), lambda r: r <= 1.0, times),
         target("backward/forward, small", "<= 1.3", ratios["small"].get("tinygrad_edu"),
                lambda r: r <= 1.3, lambda r: f"{r:.2f}"),
         target("backward/forward, wide", "<= 1.3", ratios["wide"].get("tinygrad_edu"),
@@ -334,7 +385,7 @@ def build_report(items: list[Item], startup: dict[str, Any] | None, torch_ok: bo
     ]  # fmt: skip
     if startup:
         scipy_note = " (SciPy installed)" if importlib.util.find_spec("scipy") else ""
-        targets += [
+        targets_5 += [
             target("start-up, warm cache, as installed (numpy + numba)", "< 0.5 s",
                    startup["tinygrad_edu warm, deps only"]["ready_s"], lambda v: v < 0.5,
                    lambda v: f"{v:.2f} s"),
@@ -345,10 +396,10 @@ def build_report(items: list[Item], startup: dict[str, Any] | None, torch_ok: bo
                    lambda v: v < 10.0, lambda v: f"{v:.2f} s"),
         ]  # fmt: skip
     else:
-        targets += [target("start-up, warm cache, as installed (numpy + numba)", "< 0.5 s", None,
-                           bool, str),
-                    target("start-up, cold cache", "< 10 s", None, bool, str)]  # fmt: skip
-    return rows, targets
+        targets_5 += [target("start-up, warm cache, as installed (numpy + numba)", "< 0.5 s",
+                             None, bool, str),
+                      target("start-up, cold cache", "< 10 s", None, bool, str)]  # fmt: skip
+    return rows, {"issue 9": targets_9, "issue 5": targets_5}
 
 
 def _div(a: float | None, b: float | None) -> float | None:
@@ -365,9 +416,10 @@ def _fmt(v: float | None) -> str:
     return f"{v:.3g}" if v < 1 else f"{v:.2f}"
 
 
-def format_table(machine: dict[str, Any], rows: list[dict], targets: list[dict]) -> str:
+def format_table(machine: dict[str, Any], rows: list[dict], targets: dict[str, list]) -> str:
     lines = [
-        f"tinygrad_edu vs hand-written numpy vs PyTorch -- {machine['date']}, commit "
+        f"tinygrad_edu vs hand-written numpy (lean and plain) vs PyTorch -- {machine['date']}, "
+        f"commit "
         f"{machine['commit']}",
         f"CPU: {machine['cpu']}, {machine['cores']} cores; Python {machine['python']}; "
         f"numpy {machine['numpy']} ({machine['blas']}); numba {machine['numba']} "
@@ -379,11 +431,16 @@ def format_table(machine: dict[str, Any], rows: list[dict], targets: list[dict])
         " better)",
         "",
     ]
-    header = ("workload", "unit", "tinygrad_edu", "numpy", "torch", "tg/numpy", "tg/torch")
+    header = ("workload", "unit", "tinygrad_edu", "numpy lean", "numpy", "torch",
+              "tg/lean", "tg/numpy", "tg/torch")  # fmt: skip
+
+    def ratio(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
     table = [header] + [
-        (r["workload"], r["unit"], _fmt(r["tinygrad_edu"]), _fmt(r["numpy"]), _fmt(r["torch"]),
-         "-" if r["tg_over_numpy"] is None else f"{r['tg_over_numpy']:.2f}",
-         "-" if r["tg_over_torch"] is None else f"{r['tg_over_torch']:.2f}")
+        (r["workload"], r["unit"], _fmt(r["tinygrad_edu"]), _fmt(r["numpy_lean"]),
+         _fmt(r["numpy"]), _fmt(r["torch"]), ratio(r["tg_over_numpy_lean"]),
+         ratio(r["tg_over_numpy"]), ratio(r["tg_over_torch"]))
         for r in rows
     ]  # fmt: skip
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
@@ -393,16 +450,18 @@ def format_table(machine: dict[str, Any], rows: list[dict], targets: list[dict])
         lines.append("| " + " | ".join(cells) + " |")
         if k == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    lines += ["", "Targets (issue 5)", ""]
-    t_widths = [max(len(t[k]) for t in targets + [{"name": "target", "target": "goal",
-                                                    "shown": "measured", "status": "status"}])
+    every = [t for group in targets.values() for t in group]
+    t_widths = [max(len(t[k]) for t in every + [{"name": "target", "target": "goal",
+                                                  "shown": "measured", "status": "status"}])
                 for k in ("name", "target", "shown", "status")]  # fmt: skip
     t_header = ("target", "goal", "measured", "status")
-    lines.append("| " + " | ".join(h.ljust(w) for h, w in zip(t_header, t_widths)) + " |")
-    lines.append("|" + "|".join("-" * (w + 2) for w in t_widths) + "|")
-    for t in targets:
-        cells = (t["name"], t["target"], t["shown"], t["status"])
-        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(cells, t_widths)) + " |")
+    for issue, group in targets.items():
+        lines += ["", f"Targets ({issue})", ""]
+        lines.append("| " + " | ".join(h.ljust(w) for h, w in zip(t_header, t_widths)) + " |")
+        lines.append("|" + "|".join("-" * (w + 2) for w in t_widths) + "|")
+        for t in group:
+            cells = (t["name"], t["target"], t["shown"], t["status"])
+            lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(cells, t_widths)) + " |")
     return "\n".join(lines)
 
 
@@ -434,8 +493,14 @@ def main(argv: list[str] | None = None) -> int:
     # --torch-first is kept to check that. See docs/benchmarks.md.
     if args.torch_first and not args.no_torch:
         common.torch_module()
-    import tinygrad_edu  # noqa: F401
+    import tinygrad_edu
 
+    # The start-up probes run in fresh processes in a scratch directory: make them import the
+    # same tinygrad_edu as this process (this checkout), not whichever copy is installed.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(tinygrad_edu.__file__)))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
     torch_ok = not args.no_torch and common.torch_module() is not None
     log(f"building workloads (torch {'on' if torch_ok else 'off'}) ...")
     items = build_items(torch_ok)

@@ -101,6 +101,22 @@ def test_numpy_floor_gradients_match_backprop(bench, network):
         np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("network", ["5-4-3", "6-5-4-3"])  # sigmoid, then ReLU
+def test_lean_numpy_floor_matches_the_plain_one(bench, network):
+    common, _ = bench
+    for optimizer in ("SGD(momentum)", "Adam"):
+        plain = common.NumpyNetwork(network, 7, optimizer, dtype=np.float64)
+        lean = common.NumpyNetwork(network, 7, optimizer, dtype=np.float64, lean=True)
+        assert lean.forward() == pytest.approx(plain.forward(), rel=1e-12)
+        for g_lean, g_plain in zip(lean.backward_again(), plain.backward_again()):
+            np.testing.assert_allclose(g_lean, g_plain, rtol=1e-10, atol=1e-12)
+        for _ in range(3):  # the buffers are reused from step to step
+            plain.step()
+            lean.step()
+        for p_lean, p_plain in zip(lean.params, plain.params):
+            np.testing.assert_allclose(p_lean, p_plain, rtol=1e-10, atol=1e-12)
+
+
 def test_numpy_floor_matches_finite_differences(bench):
     common, _ = bench
     np_net = common.NumpyNetwork("4-3-2", 5, dtype=np.float64)
@@ -185,6 +201,10 @@ def test_compare_runs_and_writes_json(bench, tmp_path, capsys):
     printed = capsys.readouterr().out
     report = json.loads(out.read_text())
     assert {"machine", "rows", "targets"} <= set(report)
-    for target in report["targets"]:
+    assert set(report["targets"]) == {"issue 9", "issue 5"}
+    assert len(report["targets"]["issue 9"]) == 5  # the five rows of issue 9
+    for target in (t for group in report["targets"].values() for t in group):
         assert target["status"] in ("met", "missed", "n/a")
         assert target["name"] in printed
+    for row in report["rows"]:
+        assert "numpy_lean" in row and "tg_over_numpy_lean" in row

@@ -438,8 +438,13 @@ class Tensor:
                 if g.size != 1:
                     raise InputError(f"{where}: grad has shape {g.shape}, expected {self.shape}")
                 g = np.full(self.shape, g.reshape(()), dtype=self.dtype)
-            else:
-                g = np.array(g, copy=True)  # never hand the user's array to the graph
+            elif not g.flags.c_contiguous:  # a slice or a broadcast view: the kernels want rows
+                g = np.ascontiguousarray(g)
+            # NOTE: the user's array itself enters the graph, not a copy (copying a 1024 x 1024
+            # gradient took as long as one of the two matmuls of its backward). That is safe:
+            # no backward rule writes into the gradient it is given, and a leaf that the array
+            # (or a view of it) reaches gets a copy (autograd._accumulate_leaf), so the user's
+            # later edits of it never show up in a .grad.
         g = self._backend.asarray(g)
         return Tensor._wrap(g, self.device, self._backend) if create_graph else g
 
@@ -530,7 +535,12 @@ class Tensor:
     # x + c, c + x and x * c, c * x with a Python number c are the simpler ops AddScalar and
     # MulScalar (the same numbers: float + and * are commutative); x - c is x + (-c) exactly.
 
+    # NOTE: x + c and x * c with a float c skip _binary (one Python call fewer per op, the
+    # commonest ops of a chain of small elementwise ops); _binary would pick the same op.
+
     def __add__(self, other: Any) -> Tensor:
+        if type(other) is float:
+            return F.AddScalar.apply(self, other)
         return self._binary(F.Add, other, "add", scalar_fn=F.AddScalar)
 
     def __radd__(self, other: Any) -> Tensor:
@@ -545,6 +555,8 @@ class Tensor:
         return self._binary(F.Sub, other, "sub", reverse=True)
 
     def __mul__(self, other: Any) -> Tensor:
+        if type(other) is float:
+            return F.MulScalar.apply(self, other)
         return self._binary(F.Mul, other, "mul", scalar_fn=F.MulScalar)
 
     def __rmul__(self, other: Any) -> Tensor:

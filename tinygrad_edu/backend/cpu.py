@@ -200,9 +200,9 @@ def _broadcast_strides(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def activation_backward(op: str, g: np.ndarray, saved: np.ndarray, a=0.0, b=0.0) -> np.ndarray:
     """See ``reference.activation_backward``: one pass, no temporaries, from ELEMENTWISE_MIN."""
-    if g.shape == saved.shape and op in rules.BACKWARD_CODES and _floats(g, saved):
-        build = _build(rules.backward_loop, FUSED, g.size)
-        if build is not None:
+    build = _build(rules.backward_loop, FUSED, g.size)  # first: small arrays go to numpy
+    if build is not None and g.shape == saved.shape and op in rules.BACKWARD_CODES:
+        if _floats(g, saved):
             if op == "clip":
                 if a is None and b is None:  # no bounds: the gradient passes, NaN included
                     return reference.activation_backward(op, g, saved, a, b)

@@ -118,7 +118,8 @@ def asarray(data) -> DeviceArray:
     """Host numpy array -> a new device array (one host-to-device copy)."""
     if _is_device(data):
         return data
-    return cuda.to_device(np.ascontiguousarray(data))
+    # NOTE: np.require keeps a 0-d array 0-d (np.ascontiguousarray would make it 1-d).
+    return cuda.to_device(np.require(data, requirements="C"))
 
 
 def to_numpy(x) -> np.ndarray:
