@@ -14,6 +14,7 @@ from tinygrad_edu import (
     nn,
     optim,
     train,
+    viz,
 )
 from tinygrad_edu.autograd import (
     enable_grad,
@@ -53,4 +54,5 @@ __all__ = [
     "save",
     "set_grad_enabled",
     "train",
+    "viz",
 ]
