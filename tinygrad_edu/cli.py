@@ -512,13 +512,15 @@ def cmd_graph(args: argparse.Namespace) -> int:
     dtype = "float64" if args.fd else None  # finite differences need float64's digits
     model = build_model(X.shape[1], args.hidden, 10, args.activation, dtype=dtype)
     xb = tg.Tensor(X[rows], dtype=dtype or "float32")
-    loss = F.cross_entropy(model(xb), tg.Tensor(y[rows], dtype="int64"))
+    yb = tg.Tensor(y[rows], dtype="int64")
+    loss = F.cross_entropy(model(xb), yb)
+    names = {**dict(model.named_parameters()), "images": xb, "labels": yb}
     shape = "-".join(map(str, [X.shape[1], *args.hidden, 10]))
     print(f"network {shape} ({args.activation}), batch of {len(rows)} digits, cross-entropy loss")
     written = tg.viz.draw(
         loss,
         args.out,
-        model,
+        names,
         formats=(args.format,),
         grads=args.grads,
         fd=True if args.fd else None,

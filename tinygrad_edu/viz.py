@@ -191,10 +191,15 @@ def _summary(kind: str, g: np.ndarray, values: int) -> str:
     return text
 
 
-def _scalars(parents: tuple) -> str:
-    """Numbers among the op's inputs (x * 2 shows the 2); flags and None are left out."""
-    numbers = [p for p in parents if isinstance(p, (int, float)) and not isinstance(p, bool)]
-    return "(" + ", ".join(f"{v:g}" for v in numbers) + ")" if numbers else ""
+def _arguments(parents: tuple) -> str:
+    """Numbers and words among the op's inputs: ``x * 2`` shows MulScalar(2), a layer with its
+    activation fused in shows Linear(sigmoid); flags and None are left out."""
+    shown = [
+        f"{p:g}" if isinstance(p, (int, float)) else p
+        for p in parents
+        if isinstance(p, (int, float, str)) and not isinstance(p, bool)
+    ]
+    return "(" + ", ".join(shown) + ")" if shown else ""
 
 
 # ----- DOT text -----
@@ -253,7 +258,7 @@ def to_dot(
             attrs.update(shape="box", style="filled")
             attrs["fillcolor"] = _COLORS["param" if t.requires_grad else "const"]
         else:
-            label.append(type(ctx).__name__ + _scalars(ctx.parents))
+            label.append(type(ctx).__name__ + _arguments(ctx.parents))
             label += [name] if name else []
             label.append(_shape(t.shape))
             attrs["shape"] = "ellipse"
