@@ -341,3 +341,13 @@ def test_graph_command_with_finite_differences_finds_no_disagreement(capsys, tmp
     assert by_first_line(nodes, "0.weight")["lines"][1] == "(3, 64) float64"
     with_fd = [n for n in nodes.values() if any(s.startswith("fd") for s in n["lines"])]
     assert len(with_fd) == 7 and not any(is_red(n) for n in nodes.values())
+
+
+def test_replay_passes_keyword_arguments_and_copes_with_views():
+    x = double([0.2, -0.3, 0.4, 0.1])
+    v = x.reshape(2, 2)  # a view of x's storage: nudging it must not nudge x as well
+    y = (tg.Tensor.cat([v, v * x.reshape(2, 2)], axis=1) ** 2).sum()  # Cat: axis keyword-only
+    nodes, _ = parse(tg.viz.to_dot(y, {"x": x, "v": v}, fd=True))
+    assert by_first_line(nodes, "Cat")["lines"][1] == "(2, 4)"
+    assert not any(is_red(n) for n in nodes.values())
+    assert sum(1 for n in nodes.values() if any(s.startswith("fd") for s in n["lines"])) == 7

@@ -90,6 +90,8 @@ def _names(params: Any) -> dict[int, str]:
 
 def _backprop(root: Tensor, tensors: list[Tensor], grad_output: Any) -> dict[int, np.ndarray]:
     wanted = [t for t in tensors if t.requires_grad]
+    if not wanted:  # a constant: nothing to differentiate
+        return {}
     found = _grad(root, wanted, grad_output, retain_graph=True, allow_unused=True)
     return {id(t): g.numpy() for t, g in zip(wanted, found) if g is not None}
 
