@@ -351,3 +351,30 @@ def test_replay_passes_keyword_arguments_and_copes_with_views():
     assert by_first_line(nodes, "Cat")["lines"][1] == "(2, 4)"
     assert not any(is_red(n) for n in nodes.values())
     assert sum(1 for n in nodes.values() if any(s.startswith("fd") for s in n["lines"])) == 7
+
+
+class ForgetsItsGradient(Function):
+    """z = x, with a backward that sends nothing back (as if the rule were missing)."""
+
+    def forward(ctx, x):
+        return ctx.backend.copy(x)
+
+    def backward(ctx, g):
+        return None
+
+
+def test_a_tensor_no_gradient_reaches_is_marked_and_checked_as_zero():
+    x = double([0.5, -1.5])
+    y = (ForgetsItsGradient.apply(x) * 3.0).sum() + x.sum()
+    nodes, _ = parse(tg.viz.to_dot(y, {"x": x}, fd=True))
+    forgets = by_first_line(nodes, "ForgetsItsGradient")
+    assert not is_red(forgets) and numbers(forgets["lines"][2]) == pytest.approx([3.0, 3.0])
+    x_node = by_first_line(nodes, "x")  # backprop says 1 (only through x.sum()), fd says 4
+    assert is_red(x_node)
+    assert numbers(x_node["lines"][3]) == pytest.approx([1.0, 1.0])
+    assert numbers(x_node["lines"][4]) == pytest.approx([4.0, 4.0], rel=1e-4)
+    # Alone, the forgetful op leaves x with no gradient at all.
+    z = ForgetsItsGradient.apply(x).sum()
+    nodes, _ = parse(tg.viz.to_dot(z, {"x": x}, fd=True))
+    x_node = by_first_line(nodes, "x")
+    assert "grad none (no gradient reaches it: 0)" in x_node["lines"] and is_red(x_node)

@@ -268,9 +268,12 @@ def to_dot(
                 attrs.update(style="filled", fillcolor=_COLORS["root"])
         if id(t) in bp:
             label.append(_summary("grad", bp[id(t)], values))
+        elif grads and t.requires_grad:
+            label.append("grad none (no gradient reaches it: 0)")
         if id(t) in numeric:
             label.append(_summary("fd", numeric[id(t)], values))
-            if _disagree(bp[id(t)], numeric[id(t)], t.dtype, rtol, atol):
+            backprop = bp.get(id(t), np.zeros(()))
+            if _disagree(backprop, numeric[id(t)], t.dtype, rtol, atol):
                 label.append("backprop != finite differences")
                 attrs.update(style="filled", fillcolor=_COLORS["bad"], color="red", penwidth="2")
         attrs["label"] = "\n".join(label)
