@@ -15,6 +15,7 @@ from tinygrad_edu import (
     nn,
     optim,
     train,
+    viz,
 )
 from tinygrad_edu.autograd import (
     enable_grad,
@@ -56,4 +57,5 @@ __all__ = [
     "save",
     "set_grad_enabled",
     "train",
+    "viz",
 ]

@@ -2,6 +2,7 @@
 
     tinygrad-edu train        train the chapter's network (inputs-15-10, sigmoid) on the digits
     tinygrad-edu gradcheck    backprop against finite differences on the same network
+    tinygrad-edu graph        draw the graph of that network's loss on one batch (.dot, .svg)
 
 Run ``tinygrad-edu train --help`` for the options. Everything the commands do goes through the
 public API (``tg.nn``, ``tg.optim``, ``tg.data``, ``tg.train``), so this file doubles as an
@@ -141,7 +142,7 @@ def make_parser() -> argparse.ArgumentParser:
         prog="tinygrad-edu",
         description="Train a small network with tinygrad_edu, or check its gradients.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,gradcheck}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,gradcheck,graph}")
     sub.required = True
 
     train = sub.add_parser(
@@ -242,6 +243,34 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="check only N randomly chosen parameters (for big networks)",
+    )
+
+    graph = sub.add_parser(
+        "graph",
+        help="draw the graph of the network's loss",
+        description="Build the network that train builds, compute the cross-entropy loss of one "
+        "batch of the bundled digits, and draw the graph behind it (tg.viz.draw): always a .dot "
+        "file, and a picture when the graphviz package and its dot program are installed.",
+    )
+    graph.add_argument("--hidden", type=_positive_int, nargs="+", default=[15], metavar="N")
+    graph.add_argument("--activation", choices=ACTIVATIONS, default="sigmoid")
+    graph.add_argument("--batch-size", type=_positive_int, default=32)
+    graph.add_argument("--seed", type=int, default=0)
+    graph.add_argument(
+        "--out",
+        metavar="PATH",
+        default="graph",
+        help="where to write, without suffix (default: graph -> graph.dot, graph.svg)",
+    )
+    graph.add_argument("--format", choices=["svg", "png", "pdf"], default="svg")
+    graph.add_argument(
+        "--grads", action="store_true", help="label each node with its backprop gradient"
+    )
+    graph.add_argument(
+        "--fd",
+        action="store_true",
+        help="also the finite-difference gradient of every node (float64; red where they "
+        "disagree); costs two forward passes per entry, so keep the network small",
     )
     return parser
 
@@ -470,13 +499,49 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----- graph -----
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    import tinygrad_edu as tg
+    from tinygrad_edu.nn import functional as F
+
+    tg.manual_seed(args.seed)
+    X, y = tg.datasets.load_digits()
+    rows = np.random.default_rng(args.seed).choice(len(X), min(args.batch_size, len(X)), False)
+    dtype = "float64" if args.fd else None  # finite differences need float64's digits
+    model = build_model(X.shape[1], args.hidden, 10, args.activation, dtype=dtype)
+    xb = tg.Tensor(X[rows], dtype=dtype or "float32")
+    yb = tg.Tensor(y[rows], dtype="int64")
+    loss = F.cross_entropy(model(xb), yb)
+    names = {**dict(model.named_parameters()), "images": xb, "labels": yb}
+    shape = "-".join(map(str, [X.shape[1], *args.hidden, 10]))
+    print(f"network {shape} ({args.activation}), batch of {len(rows)} digits, cross-entropy loss")
+    written = tg.viz.draw(
+        loss,
+        args.out,
+        names,
+        formats=(args.format,),
+        grads=args.grads,
+        fd=True if args.fd else None,
+    )
+    for path in written:
+        print(f"wrote {path}")
+    if len(written) == 1:
+        print(
+            f"graphviz is not installed: skipped the .{args.format} picture "
+            "(pip install graphviz, and Graphviz's dot program)"
+        )
+    return 0
+
+
 # ----- entry point -----
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (argparse exits with 2 on a bad argument)."""
     args = make_parser().parse_args(argv)
-    command = {"train": cmd_train, "gradcheck": cmd_gradcheck}[args.command]
+    command = {"train": cmd_train, "gradcheck": cmd_gradcheck, "graph": cmd_graph}[args.command]
     try:
         return command(args)
     except (ValueError, RuntimeError, OSError) as exc:
