@@ -11,7 +11,7 @@ import pytest
 
 import tinygrad_edu as tg
 from tinygrad_edu import cli, nn
-from tinygrad_edu.autograd import Function
+from tinygrad_edu.autograd import Op
 
 HAVE_DOT = shutil.which("dot") is not None
 
@@ -200,7 +200,7 @@ def test_gradient_labels_are_the_numbers_backward_computes():
     np.testing.assert_allclose(a.grad.numpy(), 2 * before)
 
 
-class SquareTwiceTooSteep(Function):
+class SquareTwiceTooSteep(Op):
     """z = x^2, with a wrong backward: 4x g instead of 2x g."""
 
     def forward(ctx, x):
@@ -353,7 +353,7 @@ def test_replay_passes_keyword_arguments_and_copes_with_views():
     assert sum(1 for n in nodes.values() if any(s.startswith("fd") for s in n["lines"])) == 7
 
 
-class ForgetsItsGradient(Function):
+class ForgetsItsGradient(Op):
     """z = x, with a backward that sends nothing back (as if the rule were missing)."""
 
     def forward(ctx, x):
@@ -378,3 +378,22 @@ def test_a_tensor_no_gradient_reaches_is_marked_and_checked_as_zero():
     nodes, _ = parse(tg.viz.to_dot(z, {"x": x}, fd=True))
     x_node = by_first_line(nodes, "x")
     assert "grad none (no gradient reaches it: 0)" in x_node["lines"] and is_red(x_node)
+
+
+def test_fd_replay_refuses_a_custom_function_clearly():
+    """A tg.autograd.Function's forward ran on Tensors; replay cannot re-run it, and says so."""
+
+    class Twice(tg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2.0
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2.0
+
+    x = tg.Tensor(np.array([1.0, 2.0]), dtype=np.float64, requires_grad=True)
+    y = Twice.apply(x).sum()
+    with pytest.raises(RuntimeError, match="cannot replay Twice"):
+        tg.viz.to_dot(y, fd=True)
+    assert "Twice" in tg.viz.to_dot(y, fd=lambda: Twice.apply(x).sum())

@@ -110,7 +110,7 @@ def _replay(order: list[Tensor], frozen: Tensor) -> Callable[[], Tensor]:
             if p.kind is p.KEYWORD_ONLY:
                 if not hasattr(ctx, p.name):
                     raise RuntimeError(
-                        f"viz: cannot replay {type(ctx).__name__} (its keyword argument {p.name!r} "
+                        f"viz: cannot replay {ctx.name()} (its keyword argument {p.name!r} "
                         "is not stored on the node); pass fd= a function that recomputes the root"
                     )
                 kwargs[p.name] = getattr(ctx, p.name)
@@ -260,7 +260,7 @@ def to_dot(
             attrs.update(shape="box", style="filled")
             attrs["fillcolor"] = _COLORS["param" if t.requires_grad else "const"]
         else:
-            label.append(type(ctx).__name__ + _arguments(ctx.parents))
+            label.append(ctx.name() + _arguments(ctx.parents))
             label += [name] if name else []
             label.append(_shape(t.shape))
             attrs["shape"] = "ellipse"
