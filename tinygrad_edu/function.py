@@ -129,4 +129,5 @@ class _Custom(Op):
         return tuple(result)
 
     def name(node) -> str:
-        return node.fn.__name__
+        fn = node.__dict__.get("fn")  # (a backward without retain_graph clears the node)
+        return "CustomFunction" if fn is None else fn.__name__
