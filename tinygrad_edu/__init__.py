@@ -13,6 +13,7 @@ from tinygrad_edu import (
     datasets,
     nn,
     optim,
+    study,
     train,
 )
 from tinygrad_edu.autograd import (
@@ -26,9 +27,11 @@ from tinygrad_edu.errors import InputError
 from tinygrad_edu.gradcheck import GradcheckError, gradcheck, numerical_gradient
 from tinygrad_edu.io import load, save
 from tinygrad_edu.random import manual_seed
+from tinygrad_edu.study import fd_report, fd_sweep, profile, warmup
 from tinygrad_edu.tensor import Tensor
 
 autograd.functional = autograd_functional  # tg.autograd.functional.jacobian, as in PyTorch
+autograd.detect_anomaly = study.detect_anomaly  # tg.autograd.detect_anomaly(), as in PyTorch
 
 __version__ = "0.1.0"
 __all__ = [
@@ -41,6 +44,8 @@ __all__ = [
     "data",
     "enable_grad",
     "datasets",
+    "fd_report",
+    "fd_sweep",
     "grad",
     "gradcheck",
     "is_grad_enabled",
@@ -50,7 +55,10 @@ __all__ = [
     "nn",
     "numerical_gradient",
     "optim",
+    "profile",
     "save",
     "set_grad_enabled",
+    "study",
     "train",
+    "warmup",
 ]
