@@ -433,7 +433,8 @@ class FDReport:
     def ratio(self) -> float:
         return self.fd_seconds / self.backprop_seconds if self.backprop_seconds else math.inf
 
-    def __str__(self) -> str:
+    def table(self) -> str:
+        """One line per tensor (``str(report)`` adds the totals)."""
         width = max([len("tensor")] + [len(r.name) for r in self.rows])
         lines = [
             f"{'tensor':<{width}}  {'shape':>12}  {'checked':>8}  {'max abs diff':>12}  "
@@ -444,7 +445,11 @@ class FDReport:
                 f"{r.name:<{width}}  {str(r.shape):>12}  {r.checked:>8,}  {r.max_abs:>12.3e}  "
                 f"{r.max_rel:>12.3e}"
             )
-        lines += [
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        lines = [
+            self.table(),
             f"{self.dtype}, eps = {self.eps:g}: {self.forward_passes:,} forward passes for "
             "finite differences",
             f"backprop {self.backprop_seconds * 1e3:.3f} ms, finite differences "
