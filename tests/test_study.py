@@ -88,6 +88,15 @@ def test_no_false_alarm_on_a_clean_training_step(rng):
     assert_unpatched()
 
 
+def test_anomaly_checks_a_recorded_backward_without_false_alarms():
+    x = leaf([0.5, 1.5])
+    with tg.autograd.detect_anomaly():
+        (g,) = tg.grad((x.tanh() * x).sum(), [x], create_graph=True)
+        (h,) = tg.grad(g.sum(), [x])
+    assert np.isfinite(h.numpy()).all()
+    assert_unpatched()
+
+
 def test_block_leaves_no_patch_behind_on_exception():
     with pytest.raises(KeyError):
         with tg.autograd.detect_anomaly():
