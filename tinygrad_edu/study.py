@@ -167,9 +167,16 @@ def _kernel_name(dispatcher: Any) -> str:
     return f"{fn.__module__}.{fn.__qualname__}" if fn is not None else repr(dispatcher)
 
 
+_found_dispatchers: tuple[int, list[Any]] = (-1, [])  # (len(sys.modules) then, dispatchers)
+
+
 def _library_dispatchers() -> list[Any]:
     """Every Numba dispatcher defined at module level in tinygrad_edu (plain, or the serial and
-    parallel builds of a ``backend.jit.Kernel``), for counting disk-cache hits."""
+    parallel builds of a ``backend.jit.Kernel``), for counting disk-cache hits. The scan takes
+    milliseconds, so it is redone only when modules have been imported since the last one."""
+    global _found_dispatchers
+    if _found_dispatchers[0] == len(sys.modules):
+        return _found_dispatchers[1]
     try:
         from numba.core.dispatcher import Dispatcher
     except ImportError:
@@ -182,7 +189,8 @@ def _library_dispatchers() -> list[Any]:
             for d in (value, getattr(value, "serial", None), getattr(value, "parallel", None)):
                 if isinstance(d, Dispatcher):
                     found[id(d)] = d
-    return list(found.values())
+    _found_dispatchers = (len(sys.modules), list(found.values()))
+    return _found_dispatchers[1]
 
 
 def _cache_hits(dispatchers: list[Any]) -> dict[int, int]:
