@@ -241,3 +241,49 @@ def test_gradcheck_rejects_non_scalar_f():
 def test_gradcheck_on_a_tensor_f_does_not_use():
     x, unused = leaf([1.0, 2.0]), leaf([3.0])
     assert tg.gradcheck(lambda: (x * x).sum(), [x, unused])
+
+
+# ----- gradcheck(check_grad_grad=True) -----
+
+
+class SquareFirstOrderOnly(Op):
+    """z = x^2 with a backward that is right to first order only: g * (2x computed in numpy) is
+    a constant to the recorded graph, so d(dz/dx)/dx comes out 0 instead of 2."""
+
+    def forward(ctx, x):
+        ctx.x = x
+        return x * x
+
+    def backward(ctx, g):
+        return g * (2 * ctx.x)
+
+
+def test_grad_grad_passes_on_tanh_and_mul_networks(rng):
+    x, w = leaf(rng.standard_normal((3, 4))), leaf(rng.standard_normal((4, 2)))
+    b = leaf(rng.standard_normal(2))
+
+    def f():
+        h = (x @ w + b).tanh()
+        return (h * h * x.sum()).sum()
+
+    assert tg.gradcheck(f, [x, w, b], check_grad_grad=True)
+
+
+def test_grad_grad_passes_when_f_is_linear(rng):
+    x = leaf(rng.standard_normal(3))
+    assert tg.gradcheck(lambda: (x * 3.0).sum(), [x], check_grad_grad=True)
+
+
+def test_grad_grad_catches_a_backward_that_is_right_to_first_order_only(rng):
+    x = leaf(rng.standard_normal(4))
+    assert tg.gradcheck(lambda: SquareFirstOrderOnly.apply(x).sum(), [x])  # first order: fine
+    with pytest.raises(tg.GradcheckError, match="second derivatives"):
+        tg.gradcheck(lambda: SquareFirstOrderOnly.apply(x).sum(), [x], check_grad_grad=True)
+
+
+def test_grad_grad_leaves_grad_and_values_alone(rng):
+    x = leaf(rng.standard_normal(3))
+    before = x.numpy().copy()
+    tg.gradcheck(lambda: (x.tanh() * x).sum(), [x], check_grad_grad=True)
+    assert x.grad is None
+    np.testing.assert_array_equal(x.numpy(), before)

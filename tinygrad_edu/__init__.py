@@ -14,6 +14,7 @@ from tinygrad_edu import (
     function,
     nn,
     optim,
+    study,
     train,
     viz,
 )
@@ -28,11 +29,13 @@ from tinygrad_edu.errors import InputError
 from tinygrad_edu.gradcheck import GradcheckError, gradcheck, numerical_gradient
 from tinygrad_edu.io import load, save
 from tinygrad_edu.random import manual_seed
+from tinygrad_edu.study import fd_report, fd_sweep, profile, warmup
 from tinygrad_edu.tensor import Tensor
 
-# tg.autograd.functional.jacobian and tg.autograd.Function, as in PyTorch
+# As in PyTorch: tg.autograd.functional.jacobian, tg.autograd.Function, tg.autograd.detect_anomaly
 autograd.functional = autograd_functional
 autograd.Function = function.Function
+autograd.detect_anomaly = study.detect_anomaly
 
 __version__ = "0.1.0"
 __all__ = [
@@ -45,6 +48,8 @@ __all__ = [
     "data",
     "enable_grad",
     "datasets",
+    "fd_report",
+    "fd_sweep",
     "grad",
     "gradcheck",
     "is_grad_enabled",
@@ -54,8 +59,11 @@ __all__ = [
     "nn",
     "numerical_gradient",
     "optim",
+    "profile",
     "save",
     "set_grad_enabled",
+    "study",
     "train",
     "viz",
+    "warmup",
 ]

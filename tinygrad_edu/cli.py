@@ -441,25 +441,10 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     def loss() -> Any:
         return F.cross_entropy(model(xb), yb)
 
-    # Backprop: one forward and one backward pass give every entry of the gradient.
-    times = []
-    for _ in range(5):
-        model.zero_grad()
-        start = time.perf_counter()
-        loss().backward()
-        times.append(time.perf_counter() - start)
-    t_backprop = float(np.median(times))
-    analytic = [p.grad.numpy() for p in params]
-
-    # Finite differences: two forward passes per checked entry.
-    if args.max_params is None or args.max_params >= total:
-        start = time.perf_counter()
-        numeric = tg.numerical_gradient(loss, params, eps=args.eps, method="central")
-        t_numeric = time.perf_counter() - start
-        a = np.concatenate([g.ravel() for g in analytic])
-        n = np.concatenate([g.ravel() for g in numeric])
-        checked = total
-    else:
+    # Finite differences need two forward passes per checked entry; backprop needs one forward
+    # and one backward pass for all of them. tg.fd_report measures both (study.py).
+    picks = None
+    if args.max_params is not None and args.max_params < total:
         rng = np.random.default_rng(args.seed)
         flat = rng.choice(total, args.max_params, replace=False)
         offsets = np.cumsum([0] + [p.size for p in params])
@@ -467,35 +452,27 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
         for i in flat:
             k = int(np.searchsorted(offsets, i, side="right") - 1)
             picks.append((k, np.unravel_index(i - offsets[k], params[k].shape)))
-        start = time.perf_counter()
-        numeric = tg.numerical_gradient(loss, params, eps=args.eps, entries=picks)
-        t_numeric = time.perf_counter() - start
-        n = np.array([numeric[k][index] for k, index in picks])
-        a = np.array([analytic[k][index] for k, index in picks])
-        checked = len(picks)
         print(
-            f"checking a random sample of {checked:,} of the {total:,} parameters "
+            f"checking a random sample of {len(picks):,} of the {total:,} parameters "
             f"(--max-params); the full check would take ~{2 * total:,} forward passes"
         )
-
-    abs_diff = np.abs(a - n)
-    scale = np.maximum(np.abs(a), np.abs(n))
+    names = [name for name, _ in model.named_parameters()]
+    report = tg.fd_report(loss, params, eps=args.eps, names=names, entries=picks)
+    print(report.table())
     # Entries whose gradient is ~0 (e.g. weights of always-blank pixels) have no meaningful
-    # relative error: judge those by the absolute difference alone.
-    meaningful = scale > 1e-6
-    rel = abs_diff[meaningful] / scale[meaningful]
-    print(f"max |backprop - finite diff|          = {abs_diff.max():.3e}")
+    # relative error: fd_report judges those by the absolute difference alone.
+    print(f"max |backprop - finite diff|          = {report.max_abs:.3e}")
     print(
-        f"max relative difference               = {rel.max() if rel.size else 0.0:.3e}  "
-        f"(over the {int(meaningful.sum()):,} entries with |grad| > 1e-6)"
+        f"max relative difference               = {report.max_rel:.3e}  "
+        f"(over the {report.meaningful:,} entries with |grad| > {report.rel_floor:g})"
     )
     print(
-        f"forward passes for finite differences = {2 * checked:,}  (2 per parameter, "
+        f"forward passes for finite differences = {report.forward_passes:,}  (2 per parameter, "
         f"eps = {args.eps:g})"
     )
-    print(f"backprop time (forward + backward)    = {t_backprop * 1e3:.3f} ms")
-    print(f"finite differences time               = {t_numeric * 1e3:.1f} ms")
-    print(f"ratio                                 = {t_numeric / t_backprop:,.0f}x slower")
+    print(f"backprop time (forward + backward)    = {report.backprop_seconds * 1e3:.3f} ms")
+    print(f"finite differences time               = {report.fd_seconds * 1e3:.1f} ms")
+    print(f"ratio                                 = {report.ratio:,.0f}x slower")
     return 0
 
 

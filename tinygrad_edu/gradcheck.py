@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_edu.autograd import no_grad
+from tinygrad_edu.autograd import enable_grad, grad, no_grad
 from tinygrad_edu.errors import InputError
 from tinygrad_edu.tensor import Tensor
 
@@ -142,6 +142,7 @@ def gradcheck(
     eps: float = 1e-6,
     atol: float = 1e-5,
     rtol: float = 1e-3,
+    check_grad_grad: bool = False,
 ) -> bool:
     """Compare backprop's gradient with central differences, entry by entry.
 
@@ -149,6 +150,11 @@ def gradcheck(
     returns True; otherwise raises ``GradcheckError`` naming the tensor, the index and both
     values. The tensors' ``.grad`` is left as it was. Use float64: float32 rounding errors
     divided by a small eps swamp the derivative.
+
+    With ``check_grad_grad=True`` second derivatives are checked too (PyTorch's gradgradcheck):
+    for fixed random directions v_i, s = sum_i <dJ/dx_i, v_i> is built by
+    ``tg.grad(J, tensors, create_graph=True)``, and s's gradient by backprop (which runs
+    backward through the recorded backward pass) is compared with central differences of s.
     """
     tensors = _check_tensors(tensors, "gradcheck")
     if any(t.dtype == np.float32 for t in tensors):
@@ -175,13 +181,58 @@ def gradcheck(
         for t, g in zip(tensors, saved):
             t.grad = g
     numeric = numerical_gradient(f, tensors, eps=eps, method="central")
+    _compare(analytic, numeric, atol, rtol, "")
+    if check_grad_grad:
+        s = _directional_gradient(f, tensors)
+        analytic = _gradient_of(s, tensors)
+        numeric = numerical_gradient(s, tensors, eps=eps, method="central")
+        _compare(
+            analytic,
+            numeric,
+            atol,
+            rtol,
+            " (second derivatives: the gradient of s = sum_i <dJ/dx_i, v_i>)",
+        )
+    return True
+
+
+def _compare(analytic: list, numeric: list, atol: float, rtol: float, what: str) -> None:
     for k, (a, n) in enumerate(zip(analytic, numeric)):
         bad = ~(np.abs(a - n) <= atol + rtol * np.abs(n))
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])
             raise GradcheckError(
-                f"gradcheck: tensor {k} (shape {a.shape}), index {index}: backprop gives "
+                f"gradcheck{what}: tensor {k} (shape {a.shape}), index {index}: backprop gives "
                 f"{a[index]!r}, finite differences give {n[index]!r} "
                 f"(allowed |a - n| <= {atol} + {rtol} * |n|); {int(bad.sum())} entries differ"
             )
-    return True
+
+
+def _directional_gradient(f: Callable[[], Tensor], tensors: list[Tensor]) -> Callable:
+    """s() = sum_i <dJ/dx_i, v_i>, a scalar whose gradient is the Hessian times v (v random
+    and fixed), recorded even where numerical_gradient switches recording off."""
+    rng = np.random.default_rng(0)
+    directions = [Tensor(rng.standard_normal(t.shape), dtype=t.dtype).to(t.device) for t in tensors]
+
+    def s() -> Tensor:
+        with enable_grad():
+            grads = grad(f(), tensors, create_graph=True, allow_unused=True)
+            terms = [(g * v).sum() for g, v in zip(grads, directions) if g is not None]
+            total = terms[0] if terms else Tensor(0.0)
+            for term in terms[1:]:
+                total = total + term
+            return total
+
+    return s
+
+
+def _gradient_of(s: Callable[[], Tensor], tensors: list[Tensor]) -> list[np.ndarray]:
+    """ds/dx by backprop as float64 arrays (zeros where s does not depend on a tensor)."""
+    out = s()
+    if not out.requires_grad:  # J is linear: its gradient is constant, the Hessian zero
+        return [np.zeros(t.shape) for t in tensors]
+    found = grad(out, tensors, allow_unused=True)
+    return [
+        np.zeros(t.shape) if g is None else g.numpy().astype(np.float64)
+        for t, g in zip(tensors, found)
+    ]
