@@ -328,3 +328,43 @@ def test_first_order_results_are_unchanged_by_the_new_path():
     F.cross_entropy(layer(x).tanh(), labels).backward(create_graph=True)
     for got, want in zip([p.grad.numpy() for p in layer.parameters()], plain):
         np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def _torch_pairs(torch):
+    tf = torch.nn.functional
+    return [
+        ("exp", lambda a: a.exp(), torch.exp),
+        ("log", lambda a: (a * a + 1.0).log(), lambda a: torch.log(a * a + 1.0)),
+        ("sqrt", lambda a: (a * a + 1.0).sqrt(), lambda a: torch.sqrt(a * a + 1.0)),
+        ("tanh", lambda a: a.tanh(), torch.tanh),
+        ("sigmoid", lambda a: a.sigmoid(), torch.sigmoid),
+        ("div", lambda a: 1.0 / (a * a + 2.0), lambda a: 1.0 / (a * a + 2.0)),
+        ("pow", lambda a: (a * a + 1.0) ** 1.5, lambda a: (a * a + 1.0) ** 1.5),
+        ("softmax", lambda a: a.softmax(axis=1) * a, lambda a: torch.softmax(a, 1) * a),
+        ("log_softmax", lambda a: a.log_softmax(axis=1) ** 2, lambda a: tf.log_softmax(a, 1) ** 2),
+        ("matmul", lambda a: (a @ a.transpose()).tanh(), lambda a: torch.tanh(a @ a.T)),
+        ("max", lambda a: a.max(axis=1) * a.sum(axis=1), lambda a: a.max(1).values * a.sum(1)),
+        ("cross_entropy",
+         lambda a: F.cross_entropy(a * a, Tensor(np.array([0, 2, 1]))),
+         lambda a: tf.cross_entropy(a * a, torch.tensor([0, 2, 1]))),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("index", range(12))
+def test_second_derivatives_match_pytorch(index):
+    """The Hessian-vector product of sum(f(x) * r) for each op, against torch.autograd."""
+    torch = pytest.importorskip("torch")
+    name, ours, theirs = _torch_pairs(torch)[index]
+    rng = np.random.default_rng(index)
+    x_np, v_np = rng.uniform(-1.5, 1.5, (3, 4)), rng.standard_normal((3, 4))
+    r_np = rng.standard_normal(ours(Tensor(x_np)).shape)
+
+    x = Tensor(x_np, requires_grad=True)
+    (g,) = tg.grad((ours(x) * Tensor(r_np)).sum(), x, create_graph=True)
+    (hv,) = tg.grad((g * Tensor(v_np)).sum(), x)
+
+    tx = torch.tensor(x_np, requires_grad=True)
+    (tgx,) = torch.autograd.grad((theirs(tx) * torch.tensor(r_np)).sum(), tx, create_graph=True)
+    (thv,) = torch.autograd.grad((tgx * torch.tensor(v_np)).sum(), tx)
+    np.testing.assert_allclose(g.numpy(), tgx.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(hv.numpy(), thv.numpy(), rtol=1e-9, atol=1e-11, err_msg=name)
