@@ -190,7 +190,7 @@ def _np_binary(npfn, a, b, name):
         y = _np_operand(b)
     if name == "matmul" and (np.ndim(x) == 0 or np.ndim(y) == 0):
         raise ValueError
-    if x.dtype == np.int64 and name == "pow" and np.any(np.asarray(y) < 0):
+    if x.dtype == np.int64 and name == "pow" and x.size and np.any(np.asarray(y) < 0):
         raise ValueError  # integers to negative powers
     out = npfn(x, y)
     return out
