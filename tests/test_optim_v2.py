@@ -2,7 +2,6 @@
 adding a group mid-training, saving and loading) and the schedulers MultiStepLR, LambdaLR,
 ReduceLROnPlateau and OneCycleLR, each against torch.optim on the same numbers."""
 
-
 import numpy as np
 import pytest
 
