@@ -360,11 +360,14 @@ def _leaf(value: Any) -> np.ndarray:
     """One field of one sample as a numpy array (Python ints int64, Python floats float32)."""
     if isinstance(value, Tensor):
         return value.numpy()
-    if isinstance(value, (bool, np.bool_)) or isinstance(value, (int, np.integer)):
-        return np.asarray(value, dtype=np.int64)
-    if isinstance(value, float):
-        return np.asarray(value, dtype=np.float32)
-    array = np.asarray(value) if isinstance(value, (np.ndarray, np.generic)) else None
+    if isinstance(value, (np.ndarray, np.generic)):  # first: np.float64 is also a float
+        array = np.asarray(value)
+    elif isinstance(value, (bool, int)):
+        array = np.asarray(value, dtype=np.int64)
+    elif isinstance(value, float):
+        array = np.asarray(value, dtype=np.float32)
+    else:
+        array = None
     if array is None or array.dtype.kind not in "biuf":
         raise TypeError(
             f"DataLoader: cannot batch a sample field of type {type(value).__name__}; expected "
