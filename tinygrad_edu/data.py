@@ -1,5 +1,7 @@
-"""Feeding data to training: minibatches, and splits for validation and k-fold cross-validation.
+"""Feeding data to training: datasets, minibatches, and splits for validation and k-fold.
 
+- ``Dataset`` is PyTorch's map-style interface: ``len(ds)`` samples, ``ds[i]`` the i-th one.
+  ``TensorDataset(X, y)`` is the dataset of a few arrays that share their first dimension.
 - ``DataLoader`` cuts a dataset into minibatches, reshuffled every epoch.
 - ``train_val_test_split`` holds out a validation set (to choose hyperparameters and stop early)
   and a test set (touched once, for the final estimate).
@@ -12,7 +14,7 @@ library's generator, so ``tg.manual_seed`` makes every run repeatable.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,15 +23,83 @@ from tinygrad_edu.errors import InputError
 from tinygrad_edu.random import get_rng
 from tinygrad_edu.tensor import Tensor
 
+# ----- datasets -----
+
+
+class Dataset:
+    """A map-style dataset: ``len(ds)`` samples, and ``ds[i]`` the i-th, for i in 0..len-1.
+
+    Subclass it and define both methods; a sample is usually a tuple ``(x_i, label_i)`` of
+    arrays, Tensors or numbers, which ``DataLoader`` stacks into batches. A sample may be computed
+    on the fly (read from disk, augmented, generated), so the data need not fit in memory::
+
+        class Noisy(tg.data.Dataset):
+            def __len__(self):
+                return 1000
+            def __getitem__(self, i):
+                x = np.random.default_rng(i).standard_normal(2)
+                return x.astype(np.float32), int(x.sum() > 0)
+    """
+
+    def __len__(self) -> int:
+        raise NotImplementedError(f"{type(self).__name__} must define __len__")
+
+    def __getitem__(self, index: int) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define __getitem__")
+
+
+class TensorDataset(Dataset):
+    """The dataset of arrays sharing their first dimension: ``ds[i] = (a[i], b[i], ...)``.
+
+    Each argument is a numpy array, a nested list or a Tensor, one sample per row, converted once
+    (Tensors keep their dtype; integers become int64; floats keep float32/float64, lists give
+    float32). ``ds.tensors`` holds them as Tensors. ``DataLoader`` takes a whole batch from each
+    array with one index, so this is as fast as the ``DataLoader(X, y)`` form.
+    """
+
+    def __init__(self, *tensors: Any) -> None:
+        if not tensors:
+            raise TypeError("TensorDataset: expected at least one array or Tensor")
+        arrays = [_field(t, f"argument {k}", "TensorDataset") for k, t in enumerate(tensors)]
+        n = len(arrays[0])
+        for k, array in enumerate(arrays[1:], start=1):
+            if len(array) != n:
+                raise InputError(
+                    "TensorDataset: every array must have the same first dimension (the number "
+                    f"of samples); argument 0 has {n} (shape {arrays[0].shape}), argument {k} has "
+                    f"{len(array)} (shape {array.shape})"
+                )
+        self.arrays = arrays
+
+    @property
+    def tensors(self) -> tuple[Tensor, ...]:
+        return tuple(_batch_tensor(a) for a in self.arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays[0])
+
+    def __getitem__(self, index: Any) -> tuple[Tensor, ...]:
+        return tuple(_batch_tensor(np.asarray(a[index])) for a in self.arrays)
+
+    def _batch(self, idx: np.ndarray) -> tuple[Tensor, ...]:
+        """The samples ``idx`` of every array at once (fancy indexing copies)."""
+        return tuple(_batch_tensor(a[idx]) for a in self.arrays)
+
+
 # ----- minibatches -----
 
 
 class DataLoader:
-    """Iterate over ``(X_batch, y_batch)`` minibatches of a dataset, one pass per epoch.
+    """Iterate over the minibatches of a dataset, one pass per epoch.
+
+    Two forms: ``DataLoader(X, y, ...)`` yields ``(X_batch, y_batch)`` (contract v1), and
+    ``DataLoader(dataset, ...)`` takes a map-style ``Dataset`` (anything with ``__len__`` and
+    ``__getitem__``) and stacks its samples into batches (see ``collate``).
 
     Args:
-        X: inputs, one sample per row (numpy array, nested list or Tensor).
+        X: inputs, one sample per row (numpy array, nested list or Tensor); or a Dataset.
         y: targets, one per sample; integer class labels or float regression/probability targets.
+            None (the default) when X is a Dataset.
         batch_size: samples per minibatch. ``batch_size=1`` is stochastic gradient descent (one
             sample per step); ``batch_size=len(X)`` is batch gradient descent (the whole dataset per
             step); anything in between is minibatch gradient descent.
@@ -42,7 +112,11 @@ class DataLoader:
 
     Iterating yields Tensors: X_batch is float32 (float64 when X is float64); y_batch is int64 when
     y holds integers (class labels for ``cross_entropy``), else float32 (float64 when y is float64).
-    ``len(loader)`` is the number of minibatches per epoch.
+    A Dataset's batches are collated the same way, field by field. ``len(loader)`` is the number
+    of minibatches per epoch.
+
+    NOTE: ``shuffle`` defaults to True here (PyTorch: False) and ``batch_size`` to 32 (PyTorch: 1),
+    for both forms; the order comes from ``seed`` (PyTorch: ``generator``).
 
     Example::
 
@@ -50,23 +124,32 @@ class DataLoader:
         for epoch in range(10):
             for xb, yb in loader:       # a new order every epoch
                 loss = F.cross_entropy(model(xb), yb)
+
+        loader = DataLoader(TensorDataset(X_train, y_train), batch_size=64, seed=0)  # the same
     """
 
     def __init__(
         self,
         X: Any,
-        y: Any,
+        y: Any = None,
         batch_size: int = 32,
         shuffle: bool = True,
         seed: int | None = None,
         drop_last: bool = False,
     ) -> None:
-        # Convert once, here, so that each minibatch costs one fancy-index and nothing more.
-        self.X = _features(X, "DataLoader")
-        self.y = _targets(y, "DataLoader")
-        _check_same_length(self.X, self.y, "DataLoader")
+        if y is None:  # DataLoader(dataset)
+            self.X = self.y = None
+            self.dataset = _check_dataset(X)
+            n = len(self.dataset)
+        else:
+            # Convert once, here, so that each minibatch costs one fancy-index and nothing more.
+            self.X = _features(X, "DataLoader")
+            self.y = _targets(y, "DataLoader")
+            _check_same_length(self.X, self.y, "DataLoader")
+            self.dataset = None
+            n = len(self.X)
+        self._n = n
         _check_int(batch_size, "batch_size", "DataLoader", minimum=1)
-        n = len(self.X)
         if drop_last and batch_size > n:
             raise InputError(
                 f"DataLoader: drop_last=True with batch_size={batch_size} > {n} samples would give "
@@ -82,23 +165,64 @@ class DataLoader:
 
     def __len__(self) -> int:
         """The number of minibatches in one epoch."""
-        n = len(self.X)
+        n = self._n
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+    def __iter__(self) -> Iterator[Any]:
         """One epoch: every sample once (the last partial minibatch aside, with drop_last)."""
-        n = len(self.X)
+        n = self._n
         order = self._rng.permutation(n) if self._rng is not None else np.arange(n)
+        dataset = self.dataset
+        if dataset is None:  # the (X, y) form
+            for i in range(len(self)):
+                idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+                # Fancy indexing copies, so a minibatch never aliases the dataset.
+                yield Tensor(self.X[idx]), _target_tensor(self.y[idx])
+            return
+        # A TensorDataset's batch is one fancy-index per array; any other dataset is asked for
+        # its samples one by one, and they are stacked.
+        fetch = dataset._batch if isinstance(dataset, TensorDataset) else None
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            # Fancy indexing copies, so a minibatch never aliases the dataset.
-            yield Tensor(self.X[idx]), _target_tensor(self.y[idx])
+            yield fetch(idx) if fetch is not None else collate([dataset[int(k)] for k in idx])
 
     def __repr__(self) -> str:
         return (
-            f"DataLoader(n_samples={len(self.X)}, batch_size={self.batch_size}, "
+            f"DataLoader(n_samples={self._n}, batch_size={self.batch_size}, "
             f"shuffle={self.shuffle}, drop_last={self.drop_last}, batches={len(self)})"
         )
+
+
+def collate(samples: list[Any]) -> Any:
+    """Stack a list of samples into a batch, PyTorch's ``default_collate`` on this library's dtypes.
+
+    Samples that are tuples (or lists) give a tuple of batches, one per field; dicts give a dict;
+    arrays, Tensors and numbers are stacked along a new first axis into a Tensor. Integers (class
+    labels) give int64; float arrays and Tensors keep float32/float64; Python floats give float32
+    (PyTorch: float64), as lists do in ``Tensor``.
+    """
+    first = samples[0]
+    if isinstance(first, (tuple, list)):
+        if any(not isinstance(s, (tuple, list)) or len(s) != len(first) for s in samples):
+            raise InputError(
+                f"DataLoader: the samples in a batch must have the same number of fields; the "
+                f"first has {len(first)}"
+            )
+        return tuple(collate([s[k] for s in samples]) for k in range(len(first)))
+    if isinstance(first, Mapping):
+        return {key: collate([s[key] for s in samples]) for key in first}
+    leaves = [_leaf(s) for s in samples]
+    shape = leaves[0].shape
+    for k, leaf in enumerate(leaves):
+        if leaf.shape != shape:
+            raise InputError(
+                f"DataLoader: samples in one batch must have the same shape to be stacked; "
+                f"sample 0 of the batch has shape {shape}, sample {k} has {leaf.shape}"
+            )
+    batch = np.stack(leaves)
+    if batch.dtype.kind == "f" and batch.dtype != np.float64:
+        batch = batch.astype(np.float32, copy=False)
+    return _batch_tensor(batch)
 
 
 # ----- splits -----
@@ -219,6 +343,61 @@ def _targets(y: Any, name: str) -> np.ndarray:
     if array.dtype.kind in "iu":
         return np.ascontiguousarray(array, dtype=np.int64)
     return _features(y, name)
+
+
+def _field(value: Any, what: str, name: str) -> np.ndarray:
+    """One array of a TensorDataset: ints as int64, floats as float32 (float64 kept)."""
+    dtype = value.dtype if isinstance(value, Tensor) else None
+    array = _as_numpy(value, what, name)
+    if array.dtype.kind in "biu":
+        return np.ascontiguousarray(array, dtype=np.int64)
+    if dtype is not None:  # a Tensor keeps its dtype
+        return np.ascontiguousarray(array, dtype=dtype)
+    return _features(value, name) if isinstance(value, (list, tuple)) else _features(array, name)
+
+
+def _leaf(value: Any) -> np.ndarray:
+    """One field of one sample as a numpy array (Python ints int64, Python floats float32)."""
+    if isinstance(value, Tensor):
+        return value.numpy()
+    if isinstance(value, (np.ndarray, np.generic)):  # first: np.float64 is also a float
+        array = np.asarray(value)
+    elif isinstance(value, (bool, int)):
+        array = np.asarray(value, dtype=np.int64)
+    elif isinstance(value, float):
+        array = np.asarray(value, dtype=np.float32)
+    else:
+        array = None
+    if array is None or array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"DataLoader: cannot batch a sample field of type {type(value).__name__}; expected "
+            "numpy arrays, Tensors or numbers (or tuples, lists or dicts of them)"
+        )
+    return array.astype(np.int64) if array.dtype.kind in "biu" else array
+
+
+def _batch_tensor(batch: np.ndarray) -> Tensor:
+    """A Tensor holding a batch: int64 stays int64 (labels), floats keep their dtype."""
+    if batch.dtype == np.int64:
+        return Tensor(batch, dtype="int64")
+    return Tensor(batch, dtype="float64" if batch.dtype == np.float64 else "float32")
+
+
+def _check_dataset(dataset: Any) -> Any:
+    if isinstance(dataset, (np.ndarray, Tensor, list, tuple)) or dataset is None:
+        raise TypeError(
+            f"DataLoader: got a {type(dataset).__name__} and y is None; pass DataLoader(X, y) or "
+            "a Dataset, such as TensorDataset(X, y)"
+        )
+    if not (callable(getattr(dataset, "__len__", None)) and hasattr(dataset, "__getitem__")):
+        raise TypeError(
+            f"DataLoader: a {type(dataset).__name__} is not a map-style dataset; expected "
+            "__len__ and __getitem__ (subclass tg.data.Dataset)"
+        )
+    n = len(dataset)
+    if n == 0:
+        raise InputError("DataLoader: the dataset is empty; expected at least one sample")
+    return dataset
 
 
 def _target_tensor(batch: np.ndarray) -> Tensor:
