@@ -10,32 +10,69 @@ Example::
     loss = F.cross_entropy(model(x), y)
 """
 
-from tinygrad_edu.nn import functional
+from tinygrad_edu.nn import functional, init, utils
 from tinygrad_edu.nn.layers import (
+    ELU,
+    GELU,
     Dropout,
     Flatten,
     GaussianNoise,
+    Identity,
     LeakyReLU,
     Linear,
+    LogSoftmax,
+    ModuleDict,
+    ModuleList,
     ReLU,
     Sequential,
     Sigmoid,
+    Softmax,
+    Softplus,
     Tanh,
 )
-from tinygrad_edu.nn.module import IncompatibleKeys, Module, StateDictError
+from tinygrad_edu.nn.loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
+from tinygrad_edu.nn.module import IncompatibleKeys, Module, Parameter, StateDictError
 
 __all__ = [
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
     "Dropout",
+    "ELU",
     "Flatten",
+    "GELU",
     "GaussianNoise",
+    "HuberLoss",
+    "Identity",
     "IncompatibleKeys",
+    "L1Loss",
     "LeakyReLU",
     "Linear",
+    "LogSoftmax",
+    "MSELoss",
     "Module",
+    "ModuleDict",
+    "ModuleList",
+    "NLLLoss",
+    "Parameter",
     "ReLU",
     "Sequential",
     "Sigmoid",
+    "SmoothL1Loss",
+    "Softmax",
+    "Softplus",
     "StateDictError",
     "Tanh",
     "functional",
+    "init",
+    "utils",
 ]

@@ -20,18 +20,26 @@ from tinygrad_edu.tensor import Tensor
 
 __all__ = [
     "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
     "cross_entropy",
     "dropout",
+    "elu",
+    "erf",
     "gaussian_noise",
+    "gelu",
+    "huber_loss",
     "l1_loss",
     "l1_penalty",
     "l2_penalty",
     "leaky_relu",
     "log_softmax",
     "mse_loss",
+    "nll_loss",
     "relu",
     "sigmoid",
+    "smooth_l1_loss",
     "softmax",
+    "softplus",
     "tanh",
 ]
 
@@ -64,6 +72,116 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     return x.log_softmax(axis)
+
+
+# ----- composed activations: built from existing ops, so their gradients (first and second)
+# come from those ops' rules. The trick used throughout: a comparison gives a constant 0/1
+# mask (not differentiable, as it should be), so a piecewise function is a sum of its pieces
+# times masks, and |x| is x times its constant sign. Unlike ``x.abs()`` or ``x.relu()``, whose
+# derivative at exactly 0 is a convention, this gives the true derivative at 0 too. -----
+
+
+def _masks(x: Tensor) -> tuple[Tensor, Tensor]:
+    """(x >= 0 as 0/1, the sign of x with sign(0) = +1), both constants in x's dtype."""
+    nonneg = (x.detach() >= 0.0) * Tensor.ones((), dtype=x.dtype, device=x.device)
+    return nonneg, nonneg * 2.0 - 1.0
+
+
+def _log1p_exp_neg_abs(x: Tensor, sign: Tensor) -> Tensor:
+    """log(1 + e^-|x|), in (0, log 2]: never overflows."""
+    # NOTE: no log1p op exists, so for |x| > ~36 this is log(1 + tiny) = 0 instead of ~e^-|x|:
+    # an absolute error below 1e-16, a large relative one (PyTorch uses log1p).
+    return ((x * sign * -1.0).exp() + 1.0).log()
+
+
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + e^(beta x)) / beta, computed stably as max(bx, 0) + log(1 + e^-|bx|), divided by
+    beta; where beta x > threshold it is x itself, as PyTorch's."""
+    x = _check_input(x, "softplus")
+    beta, threshold = float(beta), float(threshold)
+    bx = x * beta
+    nonneg, sign = _masks(bx)
+    smooth = (bx * nonneg + _log1p_exp_neg_abs(bx, sign)) * (1.0 / beta)
+    linear = (bx.detach() > threshold) * Tensor.ones((), dtype=x.dtype, device=x.device)
+    return x * linear + smooth * (1.0 - linear)
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x for x > 0, alpha (e^x - 1) otherwise; the gradient at 0 is alpha, as PyTorch's."""
+    x = _check_input(x, "elu")
+    pos = (x.detach() > 0.0) * Tensor.ones((), dtype=x.dtype, device=x.device)
+    neg = 1.0 - pos
+    # e^(x * neg): x where x <= 0, 0 elsewhere, so a large positive x never overflows exp.
+    return x * pos + ((x * neg).exp() - 1.0) * (float(alpha) * neg)
+
+
+# erfc(z) = t exp(-z^2 + P(u)) for z >= 0, t = 2 / (2 + z) (Numerical Recipes' form), P a
+# Chebyshev series in u = t mapped from [t(26), 1] to [-1, 1]. The coefficients were fitted
+# (numpy.polynomial.chebyshev.chebfit, degree 24, 400 Chebyshev nodes) to log(erfc(z) / t) + z^2
+# with Python's math.erfc; erf's absolute error is below 2e-15 everywhere (tests check 1e-13).
+# NOTE: no erf primitive exists; composing it keeps its gradients (of any order) for free.
+_ERFC_ZMAX = 26.0  # erfc(26) < 1e-295: beyond it erf is +-1 in float64
+_ERFC_TMIN = 2.0 / (2.0 + _ERFC_ZMAX)
+_ERFC_CHEB = (
+    -0.6092679598644096,
+    0.6040158823276686,
+    0.013711483828848868,
+    -0.008217478410721818,
+    -0.0005296465789376909,
+    0.000285729708154113,
+    1.4928076139832898e-05,
+    -1.3583334852605024e-05,
+    3.004956017555666e-08,
+    6.984316890341471e-07,
+    -5.8473433343268505e-08,
+    -3.306831359635432e-08,
+    6.6623012103778365e-09,
+    1.139010202269649e-09,
+    -5.181310033177721e-10,
+    7.22420192109526e-13,
+    2.962632804344823e-11,
+    -4.2580907479504e-12,
+    -1.0377683114916284e-12,
+    3.9797133550257666e-13,
+    -6.955509591969128e-15,
+    -2.0992136172602086e-14,
+    4.898688471093382e-15,
+    -6.751397572340237e-16,
+    6.280369834735106e-16,
+)
+
+
+def erf(x: Tensor) -> Tensor:
+    """The error function 2/sqrt(pi) int_0^x e^(-s^2) ds, composed from exp and arithmetic
+    (accurate to ~2e-15 in float64): erf(x) = sign(x) (1 - erfc(|x|))."""
+    x = _check_input(x, "erf")
+    _, sign = _masks(x)
+    z = (x * sign).clip(None, _ERFC_ZMAX)  # |x| as x * constant sign: smooth at 0 as well
+    t = 2.0 / (z + 2.0)
+    u = (t - _ERFC_TMIN) * (2.0 / (1.0 - _ERFC_TMIN)) - 1.0
+    # Clenshaw's recurrence: b_k = 2u b_(k+1) - b_(k+2) + c_k, P = u b_1 - b_2 + c_0.
+    b1, b2 = None, None
+    for c in reversed(_ERFC_CHEB[1:]):
+        if b1 is None:
+            b1, b2 = u * 0.0 + c, u * 0.0
+        else:
+            b1, b2 = u * b1 * 2.0 - b2 + c, b1
+    series = u * b1 - b2 + _ERFC_CHEB[0]
+    erfc = t * (series - z * z).exp()
+    return (1.0 - erfc) * sign
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """x Phi(x), Phi the standard normal CDF: ``"none"`` is x/2 (1 + erf(x / sqrt 2)) (exact,
+    PyTorch's default, erf composed above); ``"tanh"`` is Hendrycks & Gimpel's
+    x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    if approximate not in ("none", "tanh"):
+        raise InputError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    x = _check_input(x, "gelu")
+    if approximate == "tanh":
+        inner = (x + x * x * x * 0.044715) * math.sqrt(2.0 / math.pi)
+        return x * 0.5 * (inner.tanh() + 1.0)
+    return x * 0.5 * (erf(x * (1.0 / math.sqrt(2.0))) + 1.0)
 
 
 # ----- argument checks -----
@@ -193,9 +311,8 @@ def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
 # ----- classification losses -----
 
 
-def _labels(labels: Any, n: int, classes: int) -> np.ndarray:
+def _labels(labels: Any, n: int, classes: int, name: str = "cross_entropy") -> np.ndarray:
     """Integer class labels as a 1-D int64 array of length n, each in [0, classes)."""
-    name = "cross_entropy"
     if isinstance(labels, Tensor):
         array = labels.numpy()
     else:
@@ -279,6 +396,75 @@ def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") ->
     if target.dtype != input.dtype:
         target = target * Tensor.ones((), dtype=input.dtype, device=input.device)
     return _reduce(ops.BinaryCrossEntropy.apply(input, target), reduction)
+
+
+def nll_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """-input[i, target_i]: the negative log-likelihood of log-probabilities ``input`` (N, C),
+    e.g. a log_softmax's output, for integer labels ``target`` (N,). ``nll_loss(log_softmax(z),
+    y)`` equals ``cross_entropy(z, y)``."""
+    name = "nll_loss"
+    _check_reduction(reduction, name)
+    input = _check_prediction(input, name)
+    if input.ndim != 2:
+        raise InputError(
+            f"{name}: input must be 2-D (N samples, C classes), got shape {input.shape}"
+        )
+    n, classes = input.shape
+    labels = _labels(target, n, classes, name)
+    picked = input[np.arange(n), labels]  # gradient: -1 at each picked entry (GetItem's rule)
+    return _reduce(picked * -1.0, reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """binary_cross_entropy(sigmoid(x), t), computed stably from the logits x:
+    max(x, 0) - x t + log(1 + e^-|x|), never overflowing; its gradient is sigmoid(x) - t."""
+    name = "binary_cross_entropy_with_logits"
+    _check_reduction(reduction, name)
+    input = _check_prediction(input, name)
+    target = _as_target(target, input, name)
+    nonneg, sign = _masks(input)
+    losses = input * nonneg - input * target + _log1p_exp_neg_abs(input, sign)
+    return _reduce(losses, reduction)
+
+
+def _check_positive(value: Any, what: str, name: str, allow_zero: bool) -> float:
+    value = float(value)
+    if not (value > 0 or (allow_zero and value == 0)) or not math.isfinite(value):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InputError(f"{name}: {what} must be a finite number {bound}, got {value}")
+    return value
+
+
+def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """0.5 d^2 where |d| < delta, delta (|d| - delta/2) elsewhere (d = input - target): squared
+    near the target, absolute (robust to outliers) far from it."""
+    name = "huber_loss"
+    _check_reduction(reduction, name)
+    delta = _check_positive(delta, "delta", name, allow_zero=False)
+    input = _check_prediction(input, name)
+    d = input - _as_target(target, input, name)
+    _, sign = _masks(d)
+    near = (d.detach() * sign < delta) * Tensor.ones((), dtype=d.dtype, device=d.device)
+    losses = d * d * (0.5 * near) + (d * sign - 0.5 * delta) * ((1.0 - near) * delta)
+    return _reduce(losses, reduction)
+
+
+def smooth_l1_loss(
+    input: Tensor, target: Any, reduction: str = "mean", beta: float = 1.0
+) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, |d| - beta/2 elsewhere: huber_loss / beta (with
+    delta = beta); beta = 0 is the L1 loss."""
+    name = "smooth_l1_loss"
+    _check_reduction(reduction, name)
+    beta = _check_positive(beta, "beta", name, allow_zero=True)
+    input = _check_prediction(input, name)
+    d = input - _as_target(target, input, name)
+    _, sign = _masks(d)
+    if beta == 0.0:
+        return _reduce(d * sign, reduction)
+    near = (d.detach() * sign < beta) * Tensor.ones((), dtype=d.dtype, device=d.device)
+    losses = d * d * (0.5 / beta * near) + (d * sign - 0.5 * beta) * (1.0 - near)
+    return _reduce(losses, reduction)
 
 
 # ----- weight penalties (regularization) -----

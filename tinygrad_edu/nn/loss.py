@@ -1,0 +1,98 @@
+"""Loss modules: ``criterion = nn.CrossEntropyLoss(); loss = criterion(model(x), y)``.
+
+Each holds its options (``reduction=`` "mean", "sum" or "none", and ``delta``/``beta``) and calls
+its functional twin in ``nn.functional``, where the maths is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tinygrad_edu.nn import functional as F
+from tinygrad_edu.nn.functional import _check_reduction
+from tinygrad_edu.nn.module import Module
+from tinygrad_edu.tensor import Tensor
+
+
+class _Loss(Module):
+    _fn: Any = None
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        _check_reduction(reduction, type(self).__name__)
+        self.reduction = reduction
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return type(self)._fn(input, target, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class MSELoss(_Loss):
+    """(input - target)^2, reduced (``F.mse_loss``)"""
+
+    _fn = staticmethod(F.mse_loss)
+
+
+class L1Loss(_Loss):
+    """|input - target|, reduced (``F.l1_loss``)"""
+
+    _fn = staticmethod(F.l1_loss)
+
+
+class CrossEntropyLoss(_Loss):
+    """-log softmax(logits)[label] for (N, C) logits and N integer labels (``F.cross_entropy``).
+
+    NOTE: PyTorch's ``weight``, ``ignore_index``, ``label_smoothing`` and probability targets
+    are not supported."""
+
+    _fn = staticmethod(F.cross_entropy)
+
+
+class NLLLoss(_Loss):
+    """-input[i, label_i] for (N, C) log-probabilities (``F.nll_loss``); no ``weight`` or
+    ``ignore_index``."""
+
+    _fn = staticmethod(F.nll_loss)
+
+
+class BCELoss(_Loss):
+    """-(t log p + (1 - t) log(1 - p)) for probabilities p (``F.binary_cross_entropy``)"""
+
+    _fn = staticmethod(F.binary_cross_entropy)
+
+
+class BCEWithLogitsLoss(_Loss):
+    """BCELoss of sigmoid(logits), computed stably from the logits
+    (``F.binary_cross_entropy_with_logits``); no ``weight`` or ``pos_weight``."""
+
+    _fn = staticmethod(F.binary_cross_entropy_with_logits)
+
+
+class HuberLoss(_Loss):
+    """0.5 d^2 where |d| < delta, delta (|d| - delta/2) elsewhere (``F.huber_loss``)"""
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        super().__init__(reduction)
+        self.delta = F._check_positive(delta, "delta", "HuberLoss", allow_zero=False)
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}, delta={self.delta}"
+
+
+class SmoothL1Loss(_Loss):
+    """0.5 d^2 / beta where |d| < beta, |d| - beta/2 elsewhere (``F.smooth_l1_loss``)"""
+
+    def __init__(self, reduction: str = "mean", beta: float = 1.0) -> None:
+        super().__init__(reduction)
+        self.beta = F._check_positive(beta, "beta", "SmoothL1Loss", allow_zero=True)
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}, beta={self.beta}"
