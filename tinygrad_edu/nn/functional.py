@@ -459,9 +459,9 @@ def smooth_l1_loss(
     beta = _check_positive(beta, "beta", name, allow_zero=True)
     input = _check_prediction(input, name)
     d = input - _as_target(target, input, name)
+    if beta == 0.0:  # the L1 loss, with its gradient 0 at d = 0 (abs's), as PyTorch
+        return _reduce(d.abs(), reduction)
     _, sign = _masks(d)
-    if beta == 0.0:
-        return _reduce(d * sign, reduction)
     near = (d.detach() * sign < beta) * Tensor.ones((), dtype=d.dtype, device=d.device)
     losses = d * d * (0.5 / beta * near) + (d * sign - 0.5 * beta) * (1.0 - near)
     return _reduce(losses, reduction)

@@ -227,7 +227,9 @@ class ModuleList(Module):
 
     def __setitem__(self, index: int, module: Module) -> None:
         i = self._index(index)
-        setattr(self, str(i), _check_module(module, "ModuleList", i))
+        modules = self._list()
+        modules[i] = _check_module(module, "ModuleList", i)
+        self._reset(modules)  # re-registered in order (a reassigned name would move last)
 
     def __delitem__(self, index: int | slice) -> None:
         modules = self._list()

@@ -17,7 +17,9 @@ from tinygrad_edu.tensor import Tensor
 class _Loss(Module):
     _fn: Any = None
 
-    def __init__(self, reduction: str = "mean") -> None:
+    # NOTE: keyword-only, because PyTorch's positional order differs between losses (its
+    # MSELoss(x) means size_average=x, a deprecated argument not supported here).
+    def __init__(self, *, reduction: str = "mean") -> None:
         super().__init__()
         _check_reduction(reduction, type(self).__name__)
         self.reduction = reduction
@@ -73,8 +75,8 @@ class BCEWithLogitsLoss(_Loss):
 class HuberLoss(_Loss):
     """0.5 d^2 where |d| < delta, delta (|d| - delta/2) elsewhere (``F.huber_loss``)"""
 
-    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
-        super().__init__(reduction)
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:  # torch's order
+        super().__init__(reduction=reduction)
         self.delta = F._check_positive(delta, "delta", "HuberLoss", allow_zero=False)
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
@@ -87,8 +89,8 @@ class HuberLoss(_Loss):
 class SmoothL1Loss(_Loss):
     """0.5 d^2 / beta where |d| < beta, |d| - beta/2 elsewhere (``F.smooth_l1_loss``)"""
 
-    def __init__(self, reduction: str = "mean", beta: float = 1.0) -> None:
-        super().__init__(reduction)
+    def __init__(self, *, reduction: str = "mean", beta: float = 1.0) -> None:
+        super().__init__(reduction=reduction)
         self.beta = F._check_positive(beta, "beta", "SmoothL1Loss", allow_zero=True)
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
