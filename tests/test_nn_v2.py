@@ -464,6 +464,29 @@ def test_bce_with_logits_gradient_flows_to_target_as_torch():
     np.testing.assert_allclose(ot.grad.numpy(), tt.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_bce_with_logits_weights_match_torch(reduction):
+    x, t = _binary_data(False)
+    weight = np.random.default_rng(15).uniform(0.5, 2, (4, 3))
+    pos_weight = np.array([0.5, 2.0, 3.0])
+    ox, tx = _leaf(x), _torch_leaf(x)
+    loss = nn.BCEWithLogitsLoss(Tensor(weight), reduction=reduction, pos_weight=pos_weight)
+    ref = torch.nn.BCEWithLogitsLoss(
+        torch.tensor(weight), reduction=reduction, pos_weight=torch.tensor(pos_weight)
+    )
+    out, expected = loss(ox, t), ref(tx, torch.tensor(t))
+    np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=1e-12, atol=1e-12)
+    out.sum().backward()
+    expected.sum().backward()
+    np.testing.assert_allclose(ox.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    z = _leaf(np.clip(x, -5, 5))
+    assert tg.gradcheck(
+        lambda: F.binary_cross_entropy_with_logits(z, t, weight, pos_weight=pos_weight), [z]
+    )
+    with pytest.raises(tg.InputError, match="pos_weight"):
+        F.binary_cross_entropy_with_logits(ox, t, pos_weight=np.ones(5))
+
+
 def test_nll_of_log_softmax_is_cross_entropy():
     x, y = _classification_data()
     a, b = _leaf(x), _leaf(x)

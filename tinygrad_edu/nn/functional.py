@@ -415,16 +415,48 @@ def nll_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     return _reduce(picked * -1.0, reduction)
 
 
-def binary_cross_entropy_with_logits(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+def binary_cross_entropy_with_logits(
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    reduction: str = "mean",
+    pos_weight: Any = None,
+) -> Tensor:
     """binary_cross_entropy(sigmoid(x), t), computed stably from the logits x:
-    max(x, 0) - x t + log(1 + e^-|x|), never overflowing; its gradient is sigmoid(x) - t."""
+    max(x, 0) - x t + log(1 + e^-|x|), never overflowing; its gradient is sigmoid(x) - t.
+
+    ``weight`` (broadcast to the input) scales each entry's loss; ``pos_weight`` (broadcast,
+    typically one per class) scales the positive term, PyTorch's
+    (1 - t) x + (1 + (pos_weight - 1) t) (log(1 + e^-|x|) + max(-x, 0))."""
     name = "binary_cross_entropy_with_logits"
     _check_reduction(reduction, name)
     input = _check_prediction(input, name)
     target = _as_target(target, input, name)
     nonneg, sign = _masks(input)
-    losses = input * nonneg - input * target + _log1p_exp_neg_abs(input, sign)
+    if pos_weight is None:
+        losses = input * nonneg - input * target + _log1p_exp_neg_abs(input, sign)
+    else:
+        pos_weight = _as_weight(pos_weight, input, "pos_weight", name)
+        log_weight = (pos_weight - 1.0) * target + 1.0
+        softplus_neg = _log1p_exp_neg_abs(input, sign) - input * (1.0 - nonneg)  # log(1+e^-x)
+        losses = (1.0 - target) * input + log_weight * softplus_neg
+    if weight is not None:
+        losses = losses * _as_weight(weight, input, "weight", name)
     return _reduce(losses, reduction)
+
+
+def _as_weight(weight: Any, like: Tensor, what: str, name: str) -> Tensor:
+    """A weight Tensor that broadcasts to ``like``'s shape."""
+    if not isinstance(weight, Tensor):
+        weight = Tensor(np.asarray(weight, dtype=np.float64), dtype=like.dtype, device=like.device)
+    try:
+        np.broadcast_shapes(weight.shape, like.shape)
+    except ValueError:
+        raise InputError(
+            f"{name}: {what} of shape {weight.shape} does not broadcast to the input's shape "
+            f"{like.shape}"
+        ) from None
+    return weight
 
 
 def _check_positive(value: Any, what: str, name: str, allow_zero: bool) -> float:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from tinygrad_edu.nn import functional as F
 from tinygrad_edu.nn.functional import _check_reduction
 from tinygrad_edu.nn.module import Module
@@ -67,9 +69,25 @@ class BCELoss(_Loss):
 
 class BCEWithLogitsLoss(_Loss):
     """BCELoss of sigmoid(logits), computed stably from the logits
-    (``F.binary_cross_entropy_with_logits``); no ``weight`` or ``pos_weight``."""
+    (``F.binary_cross_entropy_with_logits``), with PyTorch's ``weight`` and ``pos_weight``."""
 
-    _fn = staticmethod(F.binary_cross_entropy_with_logits)
+    def __init__(self, weight: Any = None, *, reduction: str = "mean", pos_weight: Any = None):
+        super().__init__(reduction=reduction)
+        for what, value in (("weight", weight), ("pos_weight", pos_weight)):
+            if value is not None and not isinstance(value, Tensor):
+                try:
+                    np.asarray(value, dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise TypeError(
+                        f"BCEWithLogitsLoss: {what} must be a Tensor or an array of numbers, "
+                        f"got {value!r} (reduction is a keyword argument)"
+                    ) from None
+        self.weight, self.pos_weight = weight, pos_weight
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.binary_cross_entropy_with_logits(
+            input, target, self.weight, reduction=self.reduction, pos_weight=self.pos_weight
+        )
 
 
 class HuberLoss(_Loss):
