@@ -487,6 +487,62 @@ def test_bce_with_logits_weights_match_torch(reduction):
         F.binary_cross_entropy_with_logits(ox, t, pos_weight=np.ones(5))
 
 
+CE_OPTIONS = [
+    {"weight": [0.5, 2.0, 1.0, 3.0]},
+    {"ignore_index": 1},
+    {"ignore_index": 1, "weight": [0.5, 2.0, 1.0, 3.0]},
+    {"label_smoothing": 0.2},
+    {"label_smoothing": 0.1, "weight": [0.5, 2.0, 1.0, 3.0], "ignore_index": 0},
+]
+
+
+CE_CASES = [
+    pytest.param(which, options, id=f"{which}-" + "-".join(sorted(options)))
+    for which in ("cross_entropy", "nll")
+    for options in CE_OPTIONS
+    if which == "cross_entropy" or "label_smoothing" not in options  # nll has none, as torch
+]
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("which, options", CE_CASES)
+def test_class_weights_ignore_index_label_smoothing_match_torch(which, options, reduction):
+    x, y = _classification_data()
+    ours_opts = {k: (Tensor(v) if k == "weight" else v) for k, v in options.items()}
+    theirs_opts = {
+        k: (torch.tensor(v, dtype=torch.float64) if k == "weight" else v)
+        for k, v in options.items()
+    }
+    ox, tx = _leaf(x), _torch_leaf(x)
+    if which == "cross_entropy":
+        out = nn.CrossEntropyLoss(reduction=reduction, **ours_opts)(ox, y)
+        ref = torch.nn.CrossEntropyLoss(reduction=reduction, **theirs_opts)(tx, torch.tensor(y))
+    else:
+        out = nn.NLLLoss(reduction=reduction, **ours_opts)(ox.log_softmax(-1), y)
+        ref = torch.nn.NLLLoss(reduction=reduction, **theirs_opts)(
+            tx.log_softmax(-1), torch.tensor(y)
+        )
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=1e-12, atol=1e-12)
+    g = np.random.default_rng(16).standard_normal(ref.shape)
+    (out * Tensor(g)).sum().backward()
+    (ref * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(ox.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_cross_entropy_options_gradcheck_and_errors():
+    x, y = _classification_data()
+    z = _leaf(x)
+    assert tg.gradcheck(
+        lambda: F.cross_entropy(z, y, weight=[1.0, 2.0, 0.5, 1.0], label_smoothing=0.3), [z]
+    )
+    with pytest.raises(tg.InputError, match="weight must have shape"):
+        F.cross_entropy(z, y, weight=[1.0, 2.0])
+    with pytest.raises(tg.InputError, match="label_smoothing"):
+        F.cross_entropy(z, y, label_smoothing=1.5)
+    with pytest.raises(tg.InputError, match="out of range"):
+        F.cross_entropy(z, [0, 1, 2, 3, 4, -100], label_smoothing=0.1)
+
+
 def test_nll_of_log_softmax_is_cross_entropy():
     x, y = _classification_data()
     a, b = _leaf(x), _leaf(x)

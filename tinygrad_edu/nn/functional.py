@@ -348,12 +348,26 @@ def _labels(labels: Any, n: int, classes: int, name: str = "cross_entropy") -> n
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
-def cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean") -> Tensor:
+def cross_entropy(
+    logits: Tensor,
+    labels: Any,
+    reduction: str = "mean",
+    *,
+    weight: Any = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+) -> Tensor:
     """-log softmax(logits)[label], the loss of a classifier with integer labels.
 
     ``logits``: (N, C) unnormalised scores. ``labels``: N ints in [0, C) (an int64 Tensor, an
     integer numpy array or a list). One fused op: a stable log-softmax per row forward, and
     softmax minus one-hot backward (``ops.CrossEntropy``).
+
+    PyTorch's options (keyword-only here): ``weight`` (C,) scales each class's loss (the mean
+    then divides by the summed weights of the labels); rows labelled ``ignore_index`` count for
+    nothing; ``label_smoothing`` eps mixes the one-hot target with the uniform distribution,
+    (1 - eps) nll + eps * mean_c(-log softmax). With any of them the loss is composed from
+    ``log_softmax`` and ``nll_loss`` instead of the fused op.
     """
     _check_reduction(reduction, "cross_entropy")
     logits = _check_prediction(logits, "cross_entropy")
@@ -364,6 +378,19 @@ def cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean") -> Tenso
     n, classes = logits.shape
     if classes == 0:
         raise InputError(f"cross_entropy: logits have 0 classes (shape {logits.shape})")
+    label_smoothing = float(label_smoothing)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise InputError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if weight is not None or label_smoothing or _has_ignored(labels, ignore_index):
+        return _weighted_nll(
+            logits.log_softmax(-1),
+            labels,
+            weight,
+            ignore_index,
+            reduction,
+            label_smoothing,
+            "cross_entropy",
+        )
     if (
         isinstance(labels, Tensor)
         and labels.dtype == np.int64
@@ -398,10 +425,18 @@ def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") ->
     return _reduce(ops.BinaryCrossEntropy.apply(input, target), reduction)
 
 
-def nll_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """-input[i, target_i]: the negative log-likelihood of log-probabilities ``input`` (N, C),
-    e.g. a log_softmax's output, for integer labels ``target`` (N,). ``nll_loss(log_softmax(z),
-    y)`` equals ``cross_entropy(z, y)``."""
+def nll_loss(
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    *,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
+    """-w[t_i] input[i, t_i]: the negative log-likelihood of log-probabilities ``input`` (N, C),
+    e.g. a log_softmax's output, for integer labels ``target`` (N,); ``nll_loss(log_softmax(z),
+    y)`` equals ``cross_entropy(z, y)``. ``weight`` (C,) and ``ignore_index`` as PyTorch's: the
+    mean divides by the summed weights of the rows not ignored."""
     name = "nll_loss"
     _check_reduction(reduction, name)
     input = _check_prediction(input, name)
@@ -409,10 +444,54 @@ def nll_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
         raise InputError(
             f"{name}: input must be 2-D (N samples, C classes), got shape {input.shape}"
         )
-    n, classes = input.shape
-    labels = _labels(target, n, classes, name)
-    picked = input[np.arange(n), labels]  # gradient: -1 at each picked entry (GetItem's rule)
-    return _reduce(picked * -1.0, reduction)
+    return _weighted_nll(input, target, weight, ignore_index, reduction, 0.0, name)
+
+
+def _has_ignored(labels: Any, ignore_index: int) -> bool:
+    array = labels.numpy() if isinstance(labels, Tensor) else np.asarray(labels)
+    return array.dtype.kind in "iu" and bool((array == ignore_index).any())
+
+
+def _weighted_nll(
+    log_probs: Tensor,
+    labels: Any,
+    weight: Any,
+    ignore_index: int,
+    reduction: str,
+    smoothing: float,
+    name: str,
+) -> Tensor:
+    """The NLL of (N, C) log-probabilities with PyTorch's weight, ignore_index and label
+    smoothing. The weights and the ignore mask are constants: the loss is linear in log_probs,
+    so its gradient comes from GetItem, Sum and the products."""
+    n, classes = log_probs.shape
+    array = labels.numpy() if isinstance(labels, Tensor) else labels
+    raw = np.asarray(array)
+    keep = (raw != ignore_index) if raw.dtype.kind in "iu" else np.ones(raw.shape, dtype=bool)
+    labels = _labels(np.where(keep, raw, 0) if raw.dtype.kind in "iu" else raw, n, classes, name)
+    if weight is None:
+        class_weight = np.ones(classes)
+    else:
+        class_weight = weight.numpy() if isinstance(weight, Tensor) else np.asarray(weight)
+        if class_weight.shape != (classes,):
+            raise InputError(
+                f"{name}: weight must have shape ({classes},), one per class, got "
+                f"{class_weight.shape}"
+            )
+    row_weight = class_weight[labels] * keep  # w[t_i], 0 for ignored rows
+    as_tensor = lambda a: Tensor(a, dtype=log_probs.dtype, device=log_probs.device)  # noqa: E731
+    losses = log_probs[np.arange(n), labels] * as_tensor(-row_weight)
+    if smoothing:
+        # PyTorch's smoothing term: -sum_c w_c log p_ic / C for every row not ignored
+        spread = (log_probs * as_tensor(class_weight)).sum(axis=1) * as_tensor(
+            keep * (-1.0 / classes)
+        )
+        losses = losses * (1.0 - smoothing) + spread * smoothing
+    if reduction == "none":
+        return losses
+    if reduction == "sum":
+        return losses.sum()
+    return losses.sum() * (1.0 / float(row_weight.sum()) if row_weight.sum() else float("nan"))
 
 
 def binary_cross_entropy_with_logits(

@@ -33,6 +33,19 @@ class _Loss(Module):
         return f"reduction={self.reduction!r}"
 
 
+def _check_weight(value: Any, what: str, loss: Module) -> Any:
+    """None, a Tensor or an array of numbers (a string here is a misplaced ``reduction``)."""
+    if value is not None and not isinstance(value, Tensor):
+        try:
+            np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{type(loss).__name__}: {what} must be a Tensor or an array of numbers, got "
+                f"{value!r} (reduction is a keyword argument)"
+            ) from None
+    return value
+
+
 class MSELoss(_Loss):
     """(input - target)^2, reduced (``F.mse_loss``)"""
 
@@ -46,19 +59,48 @@ class L1Loss(_Loss):
 
 
 class CrossEntropyLoss(_Loss):
-    """-log softmax(logits)[label] for (N, C) logits and N integer labels (``F.cross_entropy``).
+    """-log softmax(logits)[label] for (N, C) logits and N integer labels (``F.cross_entropy``),
+    with PyTorch's ``weight``, ``ignore_index`` and ``label_smoothing``.
 
-    NOTE: PyTorch's ``weight``, ``ignore_index``, ``label_smoothing`` and probability targets
-    are not supported."""
+    NOTE: probability targets (an (N, C) float target) are not supported."""
 
-    _fn = staticmethod(F.cross_entropy)
+    def __init__(
+        self,
+        weight: Any = None,
+        *,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__(reduction=reduction)
+        self.weight, self.ignore_index = _check_weight(weight, "weight", self), int(ignore_index)
+        self.label_smoothing = float(label_smoothing)
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.cross_entropy(
+            input,
+            target,
+            reduction=self.reduction,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
+        )
 
 
 class NLLLoss(_Loss):
-    """-input[i, label_i] for (N, C) log-probabilities (``F.nll_loss``); no ``weight`` or
-    ``ignore_index``."""
+    """-w[label_i] input[i, label_i] for (N, C) log-probabilities (``F.nll_loss``), with
+    PyTorch's ``weight`` and ``ignore_index``."""
 
-    _fn = staticmethod(F.nll_loss)
+    def __init__(
+        self, weight: Any = None, *, ignore_index: int = -100, reduction: str = "mean"
+    ) -> None:
+        super().__init__(reduction=reduction)
+        self.weight, self.ignore_index = _check_weight(weight, "weight", self), int(ignore_index)
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.nll_loss(
+            input, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction
+        )
 
 
 class BCELoss(_Loss):
@@ -73,16 +115,8 @@ class BCEWithLogitsLoss(_Loss):
 
     def __init__(self, weight: Any = None, *, reduction: str = "mean", pos_weight: Any = None):
         super().__init__(reduction=reduction)
-        for what, value in (("weight", weight), ("pos_weight", pos_weight)):
-            if value is not None and not isinstance(value, Tensor):
-                try:
-                    np.asarray(value, dtype=np.float64)
-                except (TypeError, ValueError):
-                    raise TypeError(
-                        f"BCEWithLogitsLoss: {what} must be a Tensor or an array of numbers, "
-                        f"got {value!r} (reduction is a keyword argument)"
-                    ) from None
-        self.weight, self.pos_weight = weight, pos_weight
+        self.weight = _check_weight(weight, "weight", self)
+        self.pos_weight = _check_weight(pos_weight, "pos_weight", self)
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.binary_cross_entropy_with_logits(
