@@ -304,6 +304,14 @@ def test_erf_matches_torch_everywhere():
     np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-11, atol=1e-14)
 
 
+def test_erf_float32_matches_torch():
+    x = np.linspace(-8, 8, 4001).astype(np.float32)
+    ours = F.erf(Tensor(x))
+    assert ours.dtype == np.float32
+    ref = torch.special.erf(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(ours.numpy(), ref, rtol=0, atol=3e-7)
+
+
 def test_gradient_at_exactly_zero_is_the_derivative():
     """The composed ops use constant masks, not abs/relu, so their gradient at 0 is the
     derivative itself (as PyTorch's fused kernels give)."""

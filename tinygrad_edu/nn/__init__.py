@@ -8,6 +8,10 @@ Example::
 
     model = nn.Sequential(nn.Linear(64, 15), nn.Sigmoid(), nn.Linear(15, 10))
     loss = F.cross_entropy(model(x), y)
+
+PyTorch's spellings: containers (``ModuleList``, ``ModuleDict``), ``Parameter``, the loss
+modules (``nn.CrossEntropyLoss()(logits, y)``, in ``loss.py``), ``nn.init`` (initialisers) and
+``nn.utils`` (gradient clipping, flat parameter vectors).
 """
 
 from tinygrad_edu.nn import functional, init, utils
