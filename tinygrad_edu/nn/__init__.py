@@ -8,34 +8,75 @@ Example::
 
     model = nn.Sequential(nn.Linear(64, 15), nn.Sigmoid(), nn.Linear(15, 10))
     loss = F.cross_entropy(model(x), y)
+
+PyTorch's spellings: containers (``ModuleList``, ``ModuleDict``), ``Parameter``, the loss
+modules (``nn.CrossEntropyLoss()(logits, y)``, in ``loss.py``), ``nn.init`` (initialisers) and
+``nn.utils`` (gradient clipping, flat parameter vectors).
 """
 
-from tinygrad_edu.nn import functional
+from tinygrad_edu.nn import functional, init, utils
 from tinygrad_edu.nn.layers import (
+    ELU,
+    GELU,
     Dropout,
     Flatten,
     GaussianNoise,
+    Identity,
     LeakyReLU,
     Linear,
+    LogSoftmax,
+    ModuleDict,
+    ModuleList,
     ReLU,
     Sequential,
     Sigmoid,
+    Softmax,
+    Softplus,
     Tanh,
 )
-from tinygrad_edu.nn.module import IncompatibleKeys, Module, StateDictError
+from tinygrad_edu.nn.loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
+from tinygrad_edu.nn.module import IncompatibleKeys, Module, Parameter, StateDictError
 
 __all__ = [
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
     "Dropout",
+    "ELU",
     "Flatten",
+    "GELU",
     "GaussianNoise",
+    "HuberLoss",
+    "Identity",
     "IncompatibleKeys",
+    "L1Loss",
     "LeakyReLU",
     "Linear",
+    "LogSoftmax",
+    "MSELoss",
     "Module",
+    "ModuleDict",
+    "ModuleList",
+    "NLLLoss",
+    "Parameter",
     "ReLU",
     "Sequential",
     "Sigmoid",
+    "SmoothL1Loss",
+    "Softmax",
+    "Softplus",
     "StateDictError",
     "Tanh",
     "functional",
+    "init",
+    "utils",
 ]

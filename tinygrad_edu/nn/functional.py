@@ -20,18 +20,26 @@ from tinygrad_edu.tensor import Tensor
 
 __all__ = [
     "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
     "cross_entropy",
     "dropout",
+    "elu",
+    "erf",
     "gaussian_noise",
+    "gelu",
+    "huber_loss",
     "l1_loss",
     "l1_penalty",
     "l2_penalty",
     "leaky_relu",
     "log_softmax",
     "mse_loss",
+    "nll_loss",
     "relu",
     "sigmoid",
+    "smooth_l1_loss",
     "softmax",
+    "softplus",
     "tanh",
 ]
 
@@ -64,6 +72,118 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     return x.log_softmax(axis)
+
+
+# ----- composed activations: built from existing ops, so their gradients (first and second)
+# come from those ops' rules. The trick used throughout: a comparison gives a constant 0/1
+# mask (not differentiable, as it should be), so a piecewise function is a sum of its pieces
+# times masks, and |x| is x times its constant sign. Unlike ``x.abs()`` or ``x.relu()``, whose
+# derivative at exactly 0 is a convention, this gives the true derivative at 0 too. -----
+
+
+def _masks(x: Tensor) -> tuple[Tensor, Tensor]:
+    """(x >= 0 as 0/1, the sign of x with sign(0) = +1), both constants in x's dtype."""
+    nonneg = (x.detach() >= 0.0) * Tensor.ones((), dtype=x.dtype, device=x.device)
+    return nonneg, nonneg * 2.0 - 1.0
+
+
+def _log1p_exp_neg_abs(x: Tensor, sign: Tensor) -> Tensor:
+    """log(1 + e^-|x|), in (0, log 2]: never overflows."""
+    # NOTE: no log1p op exists, so for |x| > ~36 this is log(1 + tiny) = 0 instead of ~e^-|x|:
+    # an absolute error below 1e-16, a large relative one (PyTorch uses log1p).
+    return ((x * sign * -1.0).exp() + 1.0).log()
+
+
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + e^(beta x)) / beta, computed stably as max(bx, 0) + log(1 + e^-|bx|), divided by
+    beta; where beta x > threshold it is x itself, as PyTorch's."""
+    x = _check_input(x, "softplus")
+    beta, threshold = float(beta), float(threshold)
+    bx = x * beta
+    nonneg, sign = _masks(bx)
+    smooth = (bx * nonneg + _log1p_exp_neg_abs(bx, sign)) * (1.0 / beta)
+    linear = (bx.detach() > threshold) * Tensor.ones((), dtype=x.dtype, device=x.device)
+    return x * linear + smooth * (1.0 - linear)
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x for x > 0, alpha (e^x - 1) otherwise; the gradient at 0 is alpha, as PyTorch's."""
+    x = _check_input(x, "elu")
+    pos = (x.detach() > 0.0) * Tensor.ones((), dtype=x.dtype, device=x.device)
+    neg = 1.0 - pos
+    # e^(x * neg): x where x <= 0, 0 elsewhere, so a large positive x never overflows exp.
+    return x * pos + ((x * neg).exp() - 1.0) * (float(alpha) * neg)
+
+
+# erfc(z) = t exp(-z^2 + P(u)) for z >= 0, t = 2 / (2 + z) (Numerical Recipes' form), P a
+# Chebyshev series in u = t mapped from [t(26), 1] to [-1, 1]. The coefficients were fitted
+# (numpy.polynomial.chebyshev.chebfit, degree 24, 400 Chebyshev nodes) to log(erfc(z) / t) + z^2
+# with Python's math.erfc; erf's absolute error is below 2e-15 everywhere (tests check 1e-13).
+# NOTE: no erf primitive exists; composing it keeps its gradients (of any order) for free.
+_ERFC_ZMAX = 26.0  # erfc(26) < 1e-295: beyond it erf is +-1 in float64
+_ERFC_TMIN = 2.0 / (2.0 + _ERFC_ZMAX)
+_ERFC_CHEB = (
+    -0.6092679598644096,
+    0.6040158823276686,
+    0.013711483828848868,
+    -0.008217478410721818,
+    -0.0005296465789376909,
+    0.000285729708154113,
+    1.4928076139832898e-05,
+    -1.3583334852605024e-05,
+    3.004956017555666e-08,
+    6.984316890341471e-07,
+    -5.8473433343268505e-08,
+    -3.306831359635432e-08,
+    6.6623012103778365e-09,
+    1.139010202269649e-09,
+    -5.181310033177721e-10,
+    7.22420192109526e-13,
+    2.962632804344823e-11,
+    -4.2580907479504e-12,
+    -1.0377683114916284e-12,
+    3.9797133550257666e-13,
+    -6.955509591969128e-15,
+    -2.0992136172602086e-14,
+    4.898688471093382e-15,
+    -6.751397572340237e-16,
+    6.280369834735106e-16,
+)
+
+
+def erf(x: Tensor) -> Tensor:
+    """The error function 2/sqrt(pi) int_0^x e^(-s^2) ds, composed from exp and arithmetic
+    (accurate to ~2e-15 in float64): erf(x) = sign(x) (1 - erfc(|x|))."""
+    x = _check_input(x, "erf")
+    _, sign = _masks(x)
+    z = (x * sign).clip(None, _ERFC_ZMAX)  # |x| as x * constant sign: smooth at 0 as well
+    t = 2.0 / (z + 2.0)
+    u = (t - _ERFC_TMIN) * (2.0 / (1.0 - _ERFC_TMIN)) - 1.0
+    # Clenshaw's recurrence: b_k = 2u b_(k+1) - b_(k+2) + c_k, P = u b_1 - b_2 + c_0.
+    # float32 needs fewer terms: the ones dropped sum to < 1e-9, far below its rounding.
+    terms = _ERFC_CHEB if x.dtype == np.float64 else _ERFC_CHEB[:14]
+    b1, b2 = None, None
+    for c in reversed(terms[1:]):
+        if b1 is None:
+            b1, b2 = u * 0.0 + c, u * 0.0
+        else:
+            b1, b2 = u * b1 * 2.0 - b2 + c, b1
+    series = u * b1 - b2 + terms[0]
+    erfc = t * (series - z * z).exp()
+    return (1.0 - erfc) * sign
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """x Phi(x), Phi the standard normal CDF: ``"none"`` is x/2 (1 + erf(x / sqrt 2)) (exact,
+    PyTorch's default, erf composed above); ``"tanh"`` is Hendrycks & Gimpel's
+    x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    if approximate not in ("none", "tanh"):
+        raise InputError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    x = _check_input(x, "gelu")
+    if approximate == "tanh":
+        inner = (x + x * x * x * 0.044715) * math.sqrt(2.0 / math.pi)
+        return x * 0.5 * (inner.tanh() + 1.0)
+    return x * 0.5 * (erf(x * (1.0 / math.sqrt(2.0))) + 1.0)
 
 
 # ----- argument checks -----
@@ -193,9 +313,8 @@ def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
 # ----- classification losses -----
 
 
-def _labels(labels: Any, n: int, classes: int) -> np.ndarray:
+def _labels(labels: Any, n: int, classes: int, name: str = "cross_entropy") -> np.ndarray:
     """Integer class labels as a 1-D int64 array of length n, each in [0, classes)."""
-    name = "cross_entropy"
     if isinstance(labels, Tensor):
         array = labels.numpy()
     else:
@@ -231,12 +350,26 @@ def _labels(labels: Any, n: int, classes: int) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
-def cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean") -> Tensor:
+def cross_entropy(
+    logits: Tensor,
+    labels: Any,
+    reduction: str = "mean",
+    *,
+    weight: Any = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+) -> Tensor:
     """-log softmax(logits)[label], the loss of a classifier with integer labels.
 
     ``logits``: (N, C) unnormalised scores. ``labels``: N ints in [0, C) (an int64 Tensor, an
     integer numpy array or a list). One fused op: a stable log-softmax per row forward, and
     softmax minus one-hot backward (``ops.CrossEntropy``).
+
+    PyTorch's options (keyword-only here): ``weight`` (C,) scales each class's loss (the mean
+    then divides by the summed weights of the labels); rows labelled ``ignore_index`` count for
+    nothing; ``label_smoothing`` eps mixes the one-hot target with the uniform distribution,
+    (1 - eps) nll + eps * mean_c(-log softmax). With any of them the loss is composed from
+    ``log_softmax`` and ``nll_loss`` instead of the fused op.
     """
     _check_reduction(reduction, "cross_entropy")
     logits = _check_prediction(logits, "cross_entropy")
@@ -247,6 +380,19 @@ def cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean") -> Tenso
     n, classes = logits.shape
     if classes == 0:
         raise InputError(f"cross_entropy: logits have 0 classes (shape {logits.shape})")
+    label_smoothing = float(label_smoothing)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise InputError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if weight is not None or label_smoothing or _has_ignored(labels, ignore_index):
+        return _weighted_nll(
+            logits.log_softmax(-1),
+            labels,
+            weight,
+            ignore_index,
+            reduction,
+            label_smoothing,
+            "cross_entropy",
+        )
     if (
         isinstance(labels, Tensor)
         and labels.dtype == np.int64
@@ -279,6 +425,159 @@ def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") ->
     if target.dtype != input.dtype:
         target = target * Tensor.ones((), dtype=input.dtype, device=input.device)
     return _reduce(ops.BinaryCrossEntropy.apply(input, target), reduction)
+
+
+def nll_loss(
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    *,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
+    """-w[t_i] input[i, t_i]: the negative log-likelihood of log-probabilities ``input`` (N, C),
+    e.g. a log_softmax's output, for integer labels ``target`` (N,); ``nll_loss(log_softmax(z),
+    y)`` equals ``cross_entropy(z, y)``. ``weight`` (C,) and ``ignore_index`` as PyTorch's: the
+    mean divides by the summed weights of the rows not ignored."""
+    name = "nll_loss"
+    _check_reduction(reduction, name)
+    input = _check_prediction(input, name)
+    if input.ndim != 2:
+        raise InputError(
+            f"{name}: input must be 2-D (N samples, C classes), got shape {input.shape}"
+        )
+    return _weighted_nll(input, target, weight, ignore_index, reduction, 0.0, name)
+
+
+def _has_ignored(labels: Any, ignore_index: int) -> bool:
+    array = labels.numpy() if isinstance(labels, Tensor) else np.asarray(labels)
+    return array.dtype.kind in "iu" and bool((array == ignore_index).any())
+
+
+def _weighted_nll(
+    log_probs: Tensor,
+    labels: Any,
+    weight: Any,
+    ignore_index: int,
+    reduction: str,
+    smoothing: float,
+    name: str,
+) -> Tensor:
+    """The NLL of (N, C) log-probabilities with PyTorch's weight, ignore_index and label
+    smoothing. The weights and the ignore mask are constants: the loss is linear in log_probs,
+    so its gradient comes from GetItem, Sum and the products."""
+    n, classes = log_probs.shape
+    array = labels.numpy() if isinstance(labels, Tensor) else labels
+    raw = np.asarray(array)
+    keep = (raw != ignore_index) if raw.dtype.kind in "iu" else np.ones(raw.shape, dtype=bool)
+    labels = _labels(np.where(keep, raw, 0) if raw.dtype.kind in "iu" else raw, n, classes, name)
+    if weight is None:
+        class_weight = np.ones(classes)
+    else:
+        class_weight = weight.numpy() if isinstance(weight, Tensor) else np.asarray(weight)
+        if class_weight.shape != (classes,):
+            raise InputError(
+                f"{name}: weight must have shape ({classes},), one per class, got "
+                f"{class_weight.shape}"
+            )
+    row_weight = class_weight[labels] * keep  # w[t_i], 0 for ignored rows
+    as_tensor = lambda a: Tensor(a, dtype=log_probs.dtype, device=log_probs.device)  # noqa: E731
+    losses = log_probs[np.arange(n), labels] * as_tensor(-row_weight)
+    if smoothing:
+        # PyTorch's smoothing term: -sum_c w_c log p_ic / C for every row not ignored
+        spread = (log_probs * as_tensor(class_weight)).sum(axis=1) * as_tensor(
+            keep * (-1.0 / classes)
+        )
+        losses = losses * (1.0 - smoothing) + spread * smoothing
+    if reduction == "none":
+        return losses
+    if reduction == "sum":
+        return losses.sum()
+    return losses.sum() * (1.0 / float(row_weight.sum()) if row_weight.sum() else float("nan"))
+
+
+def binary_cross_entropy_with_logits(
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    reduction: str = "mean",
+    pos_weight: Any = None,
+) -> Tensor:
+    """binary_cross_entropy(sigmoid(x), t), computed stably from the logits x:
+    max(x, 0) - x t + log(1 + e^-|x|), never overflowing; its gradient is sigmoid(x) - t.
+
+    ``weight`` (broadcast to the input) scales each entry's loss; ``pos_weight`` (broadcast,
+    typically one per class) scales the positive term, PyTorch's
+    (1 - t) x + (1 + (pos_weight - 1) t) (log(1 + e^-|x|) + max(-x, 0))."""
+    name = "binary_cross_entropy_with_logits"
+    _check_reduction(reduction, name)
+    input = _check_prediction(input, name)
+    target = _as_target(target, input, name)
+    nonneg, sign = _masks(input)
+    if pos_weight is None:
+        losses = input * nonneg - input * target + _log1p_exp_neg_abs(input, sign)
+    else:
+        pos_weight = _as_weight(pos_weight, input, "pos_weight", name)
+        log_weight = (pos_weight - 1.0) * target + 1.0
+        softplus_neg = _log1p_exp_neg_abs(input, sign) - input * (1.0 - nonneg)  # log(1+e^-x)
+        losses = (1.0 - target) * input + log_weight * softplus_neg
+    if weight is not None:
+        losses = losses * _as_weight(weight, input, "weight", name)
+    return _reduce(losses, reduction)
+
+
+def _as_weight(weight: Any, like: Tensor, what: str, name: str) -> Tensor:
+    """A weight Tensor that broadcasts to ``like``'s shape."""
+    if not isinstance(weight, Tensor):
+        weight = Tensor(np.asarray(weight, dtype=np.float64), dtype=like.dtype, device=like.device)
+    try:
+        np.broadcast_shapes(weight.shape, like.shape)
+    except ValueError:
+        raise InputError(
+            f"{name}: {what} of shape {weight.shape} does not broadcast to the input's shape "
+            f"{like.shape}"
+        ) from None
+    return weight
+
+
+def _check_positive(value: Any, what: str, name: str, allow_zero: bool) -> float:
+    value = float(value)
+    if not (value > 0 or (allow_zero and value == 0)) or not math.isfinite(value):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InputError(f"{name}: {what} must be a finite number {bound}, got {value}")
+    return value
+
+
+def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """0.5 d^2 where |d| < delta, delta (|d| - delta/2) elsewhere (d = input - target): squared
+    near the target, absolute (robust to outliers) far from it."""
+    name = "huber_loss"
+    _check_reduction(reduction, name)
+    delta = _check_positive(delta, "delta", name, allow_zero=False)
+    input = _check_prediction(input, name)
+    d = input - _as_target(target, input, name)
+    _, sign = _masks(d)
+    near = (d.detach() * sign < delta) * Tensor.ones((), dtype=d.dtype, device=d.device)
+    losses = d * d * (0.5 * near) + (d * sign - 0.5 * delta) * ((1.0 - near) * delta)
+    return _reduce(losses, reduction)
+
+
+def smooth_l1_loss(
+    input: Tensor, target: Any, reduction: str = "mean", beta: float = 1.0
+) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, |d| - beta/2 elsewhere: huber_loss / beta (with
+    delta = beta); beta = 0 is the L1 loss."""
+    name = "smooth_l1_loss"
+    _check_reduction(reduction, name)
+    beta = _check_positive(beta, "beta", name, allow_zero=True)
+    input = _check_prediction(input, name)
+    d = input - _as_target(target, input, name)
+    if beta == 0.0:  # the L1 loss, with its gradient 0 at d = 0 (abs's), as PyTorch
+        return _reduce(d.abs(), reduction)
+    _, sign = _masks(d)
+    near = (d.detach() * sign < beta) * Tensor.ones((), dtype=d.dtype, device=d.device)
+    losses = d * d * (0.5 / beta * near) + (d * sign - 0.5 * beta) * (1.0 - near)
+    return _reduce(losses, reduction)
 
 
 # ----- weight penalties (regularization) -----

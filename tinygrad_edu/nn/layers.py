@@ -8,6 +8,7 @@ ops' backward rules, so no layer here writes a derivative.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -174,6 +175,152 @@ class Sequential(Module):
         return x
 
 
+class ModuleList(Module):
+    """A list of Modules whose parameters the owner registers: ``self.blocks =
+    nn.ModuleList([nn.Linear(4, 4) for _ in range(3)])``. Children are named "0", "1", ...
+    (parameters "blocks.0.weight", ...). It has no forward: iterate over it in yours."""
+
+    def __init__(self, modules: Any = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def _list(self) -> list[Module]:
+        return [self.__dict__[name] for name in self._registries()[1]]
+
+    def _reset(self, modules: list[Module]) -> None:
+        for name in list(self._registries()[1]):
+            delattr(self, name)
+        for i, module in enumerate(modules):
+            setattr(self, str(i), _check_module(module, "ModuleList", i))
+
+    def append(self, module: Module) -> ModuleList:
+        setattr(self, str(len(self)), _check_module(module, "ModuleList", len(self)))
+        return self
+
+    def extend(self, modules: Any) -> ModuleList:
+        if isinstance(modules, Module) or not hasattr(modules, "__iter__"):
+            raise TypeError(
+                f"ModuleList.extend: expected an iterable of Modules, got {type(modules).__name__}"
+            )
+        for module in modules:
+            self.append(module)
+        return self
+
+    def insert(self, index: int, module: Module) -> None:
+        modules = self._list()
+        modules.insert(index, _check_module(module, "ModuleList", index))
+        self._reset(modules)
+
+    def _index(self, index: Any) -> int:
+        n = len(self)
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+            raise TypeError(f"ModuleList: indices must be integers or slices, got {index!r}")
+        if not -n <= index < n:
+            raise IndexError(f"ModuleList: index {index} is out of range for {n} modules")
+        return int(index) % n
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return ModuleList(self._list()[index])
+        return self._list()[self._index(index)]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        i = self._index(index)
+        modules = self._list()
+        modules[i] = _check_module(module, "ModuleList", i)
+        self._reset(modules)  # re-registered in order (a reassigned name would move last)
+
+    def __delitem__(self, index: int | slice) -> None:
+        modules = self._list()
+        if isinstance(index, slice):
+            del modules[index]
+        else:
+            del modules[self._index(index)]
+        self._reset(modules)
+
+    def __len__(self) -> int:
+        return len(self._registries()[1])
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._list())
+
+    def __iadd__(self, modules: Any) -> ModuleList:
+        return self.extend(modules)
+
+
+class ModuleDict(Module):
+    """A dict of Modules whose parameters the owner registers; keys are the children's names
+    (parameters "heads.cls.weight", ...), kept in insertion order."""
+
+    def __init__(self, modules: Any = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def _check_key(self, key: Any) -> str:
+        if not isinstance(key, str):
+            raise TypeError(f"ModuleDict: keys must be strings, got {key!r}")
+        if not key or "." in key or key in dir(ModuleDict):
+            raise KeyError(f"ModuleDict: {key!r} cannot name a module (empty, dotted or reserved)")
+        return key
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        setattr(self, self._check_key(key), _check_module(module, "ModuleDict", key))
+
+    def __getitem__(self, key: str) -> Module:
+        if key not in self._registries()[1]:
+            raise KeyError(key)
+        return self.__dict__[key]
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._registries()[1]:
+            raise KeyError(key)
+        delattr(self, key)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._registries()[1]
+
+    def __len__(self) -> int:
+        return len(self._registries()[1])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._registries()[1]))
+
+    def keys(self) -> list[str]:
+        return list(self._registries()[1])
+
+    def values(self) -> list[Module]:
+        return [self.__dict__[k] for k in self.keys()]
+
+    def items(self) -> list[tuple[str, Module]]:
+        return [(k, self.__dict__[k]) for k in self.keys()]
+
+    def pop(self, key: str) -> Module:
+        module = self[key]
+        del self[key]
+        return module
+
+    def clear(self) -> None:
+        for key in self.keys():
+            del self[key]
+
+    def update(self, modules: Any) -> None:
+        pairs = modules.items() if isinstance(modules, Mapping) else modules
+        for pair in pairs:
+            key, module = pair
+            self[key] = module
+
+
+def _check_module(module: Any, where: str, key: Any) -> Module:
+    if not isinstance(module, Module):
+        raise TypeError(
+            f"{where}: entry {key!r} is a {type(module).__name__}, not a Module "
+            "(write nn.ReLU(), not nn.ReLU or F.relu)"
+        )
+    return module
+
+
 # ----- activations: no parameters, one op each -----
 
 
@@ -217,12 +364,131 @@ _FUSABLE = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh"}
 
 
 class Flatten(Module):
-    """(N, d1, d2, ...) -> (N, d1 * d2 * ...): images to vectors for a Linear layer"""
+    """Dims ``start_dim`` .. ``end_dim`` merged into one, as PyTorch's: with the defaults,
+    (N, d1, d2, ...) -> (N, d1 * d2 * ...), images to vectors for a Linear layer."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        super().__init__()
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim < 2:
-            raise InputError(f"Flatten: expected a batch of shape (N, ...), got shape {x.shape}")
-        return x.reshape(x.shape[0], -1)
+        ndim = max(x.ndim, 1)  # a 0-d tensor flattens as if 1-D, as PyTorch's
+        start, end = self.start_dim, self.end_dim
+        for d in (start, end):
+            if not -ndim <= d < ndim:
+                raise InputError(
+                    f"Flatten: dimension {d} is out of range for an input of shape {x.shape} "
+                    f"(expected a dim in [{-ndim}, {ndim - 1}])"
+                )
+        start, end = start % ndim, end % ndim
+        if start > end:
+            raise InputError(
+                f"Flatten: start_dim {self.start_dim} comes after end_dim {self.end_dim} "
+                f"for an input of shape {x.shape}"
+            )
+        shape = x.shape if x.ndim else (1,)
+        merged = int(np.prod(shape[start : end + 1]))
+        return x.reshape(*shape[:start], merged, *shape[end + 1 :])
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Identity(Module):
+    """Returns its input unchanged (a placeholder, e.g. for a removed layer); any constructor
+    arguments are ignored, as PyTorch's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+
+    def forward(self, x: Any) -> Any:
+        return x
+
+
+# ----- composed activations (nn.functional builds them from existing ops) -----
+
+
+def _legacy_softmax_dim(ndim: int, name: str) -> int:
+    warnings.warn(
+        f"{name}: implicit dimension choice is deprecated (as in PyTorch); pass dim=",
+        UserWarning,
+        stacklevel=3,
+    )
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+class Softmax(Module):
+    """e^x_i / sum_j e^x_j along ``dim``: each slice becomes a probability distribution."""
+
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        dim = self.dim if self.dim is not None else _legacy_softmax_dim(x.ndim, "Softmax")
+        return x.softmax(dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Module):
+    """log softmax(x) along ``dim``, computed stably (x - max - log sum e^(x - max))."""
+
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        dim = self.dim if self.dim is not None else _legacy_softmax_dim(x.ndim, "LogSoftmax")
+        return x.log_softmax(dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class GELU(Module):
+    """x Phi(x) (``F.gelu``): exact (erf) by default, as PyTorch; ``approximate="tanh"``."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise InputError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class ELU(Module):
+    """x for x > 0, alpha (e^x - 1) otherwise (``F.elu``)"""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.elu(x, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class Softplus(Module):
+    """log(1 + e^(beta x)) / beta, linear above ``threshold`` (``F.softplus``)"""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.beta, self.threshold = float(beta), float(threshold)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
 
 
 # ----- the chapter's regularizers: active in training mode only -----

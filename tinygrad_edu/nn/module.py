@@ -16,9 +16,10 @@ A network is a tree of Modules. Assigning an attribute registers it, PyTorch's w
 ``"scale"``, ``"fc1.weight"``, ``"fc1.bias"``, ... Those names are the keys of ``state_dict()``,
 which is how weights are saved (``tg.save``) and restored (``load_state_dict``).
 
-What registers: a ``Module``; a ``Tensor`` with ``requires_grad=True`` (a parameter; it stays one if
-its ``requires_grad`` is later switched off to freeze it); a list or tuple of Modules (children
-named ``"layers.0"``, ``"layers.1"``, ...). Anything else is a plain attribute.
+What registers: a ``Module``; a ``Parameter``, or any ``Tensor`` with ``requires_grad=True`` (a
+parameter; it stays one if its ``requires_grad`` is later switched off to freeze it); a list or
+tuple of Modules (children named ``"layers.0"``, ``"layers.1"``, ...). Anything else is a plain
+attribute.
 """
 
 from __future__ import annotations
@@ -39,6 +40,30 @@ class StateDictError(RuntimeError, ValueError):
 
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module registers as a parameter: ``nn.Parameter(tg.randn(3, 4))``.
+
+    As PyTorch's, it requires grad by default, and a Module registers it even with
+    ``requires_grad=False`` (a frozen parameter). NOTE: unlike PyTorch's, it holds a copy of the
+    given tensor's values, not the same storage (Tensor has no public way to share storage);
+    ops on a Parameter return plain Tensors, as PyTorch's do.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
+        if data is None:
+            data = Tensor.zeros(0)
+        if not isinstance(data, Tensor):
+            data = Tensor(data)
+        super().__init__(
+            data.numpy(), requires_grad=requires_grad, dtype=data.dtype, device=data.device
+        )
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
 
 
 def _is_module_list(value: Any) -> bool:
@@ -80,7 +105,7 @@ class Module:
         params, children = self._registries()
         params.pop(name, None)
         children.pop(name, None)
-        if isinstance(value, Tensor) and value.requires_grad:
+        if isinstance(value, Parameter) or (isinstance(value, Tensor) and value.requires_grad):
             params[name] = None
         elif isinstance(value, Module) or _is_module_list(value):
             children[name] = None
@@ -126,6 +151,16 @@ class Module:
         for _, module in self.named_modules():
             yield module
 
+    def apply(self, fn: Any) -> Module:
+        """Call ``fn(module)`` on every child (recursively), then on this module; returns self.
+        The usual use is initialisation: ``model.apply(init_weights)``."""
+        if not callable(fn):
+            raise TypeError(f"apply: fn must be callable, got {type(fn).__name__}")
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
         """Every parameter as ``(dotted name, Tensor)``: a module's own parameters first, then its
         children's, in the order they were assigned. A tensor shared by two layers is listed
@@ -142,6 +177,13 @@ class Module:
     def parameters(self) -> list[Tensor]:
         """The parameters as a list (hand it to an optimizer)."""
         return [p for _, p in self.named_parameters()]
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Switch ``requires_grad`` of every parameter (``False`` freezes the module); returns
+        self. Frozen parameters stay registered, so ``True`` unfreezes them again."""
+        for p in self.parameters():
+            p.requires_grad_(bool(requires_grad))
+        return self
 
     def num_parameters(self) -> int:
         """The number of trainable numbers (11,935 for the chapter's 784-15-10 network)."""
