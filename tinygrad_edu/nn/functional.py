@@ -383,16 +383,25 @@ def cross_entropy(
     label_smoothing = float(label_smoothing)
     if not 0.0 <= label_smoothing <= 1.0:
         raise InputError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    if weight is not None or label_smoothing or _has_ignored(labels, ignore_index):
+    if weight is not None or label_smoothing or 0 <= ignore_index < classes:
         return _weighted_nll(
-            logits.log_softmax(-1),
-            labels,
-            weight,
-            ignore_index,
-            reduction,
-            label_smoothing,
+            logits.log_softmax(-1), labels, weight, ignore_index, reduction, label_smoothing,
             "cross_entropy",
-        )
+        )  # fmt: skip
+    try:
+        return _fused_cross_entropy(logits, labels, reduction)
+    except InputError:
+        # NOTE: an ignore_index outside [0, C) (PyTorch's default, -100) is refused by the fused
+        # op's range check; only then are the labels scanned for it (not on every step).
+        if not _has_ignored(labels, ignore_index):
+            raise
+    return _weighted_nll(
+        logits.log_softmax(-1), labels, None, ignore_index, reduction, 0.0, "cross_entropy"
+    )
+
+
+def _fused_cross_entropy(logits: Tensor, labels: Any, reduction: str) -> Tensor:
+    n, classes = logits.shape
     if (
         isinstance(labels, Tensor)
         and labels.dtype == np.int64
@@ -450,7 +459,10 @@ def nll_loss(
 
 
 def _has_ignored(labels: Any, ignore_index: int) -> bool:
-    array = labels.numpy() if isinstance(labels, Tensor) else np.asarray(labels)
+    try:
+        array = labels.numpy() if isinstance(labels, Tensor) else np.asarray(labels)
+    except (TypeError, ValueError):  # not labels at all: the caller's own check says why
+        return False
     return array.dtype.kind in "iu" and bool((array == ignore_index).any())
 
 
