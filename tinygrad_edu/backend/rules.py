@@ -210,11 +210,12 @@ def cross_entropy_row(z, probs, start, length, label):
         m = v if (v > m or v != v) else m
     s = 0.0
     for j in range(length):
-        s += exp(z[start + j] - m)
-    lse = m + log(s)
+        e = exp(z[start + j] - m)  # one exp per entry: kept, then normalised
+        probs[start + j] = e
+        s += e
     for j in range(length):
-        probs[start + j] = exp(z[start + j] - lse)
-    return lse - z[start + label]
+        probs[start + j] /= s
+    return m + log(s) - z[start + label]
 
 
 RULES = (
