@@ -313,8 +313,10 @@ def cross_entropy_backward_loop(g_rows, scale, probs, labels, out):
     shared = g_rows.size != n
     for i in prange(n):
         g = (g_rows[0] if shared else g_rows[i]) * scale
-        for j in range(c):
-            out[i * c + j] = cross_entropy_grad_rule(probs[i * c + j], j == labels[i], g)
+        for j in range(c):  # (the label's entry is written again below: no test per entry)
+            out[i * c + j] = cross_entropy_grad_rule(probs[i * c + j], False, g)
+        k = i * c + labels[i]
+        out[k] = cross_entropy_grad_rule(probs[k], True, g)
 
 
 # ----- a linear layer's elementwise passes (CPU only: CUDA fuses the bias into its matmul) -----
