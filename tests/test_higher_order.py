@@ -368,3 +368,10 @@ def test_second_derivatives_match_pytorch(index):
     (thv,) = torch.autograd.grad((tgx * torch.tensor(v_np)).sum(), tx)
     np.testing.assert_allclose(g.numpy(), tgx.detach().numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(hv.numpy(), thv.numpy(), rtol=1e-9, atol=1e-11, err_msg=name)
+
+
+def test_grad_outputs_may_be_one_array_a_tensor_or_a_list():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    for seed in (np.array([1.0, 2.0]), Tensor(np.array([1.0, 2.0])), [np.array([1.0, 2.0])]):
+        (g,) = tg.grad(x * 3.0, x, seed)
+        np.testing.assert_allclose(g.numpy(), [3.0, 6.0])

@@ -354,13 +354,12 @@ def grad(
     Tensor = _Tensor or _tensor_class()
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-    seeds = (
-        [grad_outputs]
-        if isinstance(grad_outputs, Tensor) or grad_outputs is None
-        else list(grad_outputs)
-    )
     if grad_outputs is None:
         seeds = [None] * len(outputs)
+    elif isinstance(grad_outputs, (list, tuple)):
+        seeds = list(grad_outputs)
+    else:  # one gradient (a Tensor, an array or a number) for one output
+        seeds = [grad_outputs]
     if len(seeds) != len(outputs):
         raise RuntimeError(f"grad: {len(outputs)} outputs but {len(seeds)} grad_outputs")
     for i, t in enumerate(inputs):

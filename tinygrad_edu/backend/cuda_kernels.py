@@ -65,14 +65,8 @@ else:
 # The same Python functions the CPU loops inline (``py_func`` is the function before Numba's CPU
 # compilation); ``rules.py`` says what each computes and the operation codes.
 
-unary_rule = device_function(rules.unary_rule.py_func)
-binary_rule = device_function(rules.binary_rule.py_func)
-backward_rule = device_function(rules.backward_rule.py_func)
-cross_entropy_grad_rule = device_function(rules.cross_entropy_grad_rule.py_func)
-softmax_row = device_function(rules.softmax_row.py_func)
-softmax_backward_row = device_function(rules.softmax_backward_row.py_func)
-cross_entropy_row = device_function(rules.cross_entropy_row.py_func)
-RULES = (
+RULES = tuple(device_function(rule.py_func) for rule in rules.RULES)
+(
     unary_rule,
     binary_rule,
     backward_rule,
@@ -80,7 +74,7 @@ RULES = (
     softmax_row,
     softmax_backward_row,
     cross_entropy_row,
-)
+) = RULES  # in rules.RULES's order
 
 SUM, MAX, MIN = range(3)  # the reduction kernels' codes
 
