@@ -142,7 +142,7 @@ def make_parser() -> argparse.ArgumentParser:
         prog="tinygrad-edu",
         description="Train a small network with tinygrad_edu, or check its gradients.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,gradcheck,graph}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,gradcheck,graph,demo}")
     sub.required = True
 
     train = sub.add_parser(
@@ -271,6 +271,24 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also the finite-difference gradient of every node (float64; red where they "
         "disagree); costs two forward passes per entry, so keep the network small",
+    )
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the chapter's demos: each draws one idea as a PNG",
+        description="Run one demo of the chapter (or all of them), print the numbers it draws "
+        "and write its picture as NAME.png in the output folder.",
+    )
+    demo.add_argument("name", nargs="?", metavar="NAME", help="a demo's name, or 'all'")
+    demo.add_argument("--list", action="store_true", help="list the demos and exit")
+    demo.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="folder for the pictures (default: runs/demos)",
+    )
+    demo.add_argument(
+        "--tiny", action="store_true", help="a small size that runs in seconds (for tests)"
     )
     return parser
 
@@ -512,13 +530,40 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----- demo -----
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tinygrad_edu import demos
+
+    if args.list or args.name is None:
+        for name, title in demos.available():
+            print(f"{name:<20} {title}")
+        if not args.list:
+            print("run one with: tinygrad-edu demo NAME (or: tinygrad-edu demo all)")
+        return 0
+    out = Path(args.out) if args.out is not None else demos.DEFAULT_OUT
+    if args.name == "all":
+        seconds = demos.run_all(out, tiny=args.tiny)
+        print(f"ran {len(seconds)} demos in {sum(seconds.values()):.1f} s")
+    else:
+        demos.run(args.name, out, tiny=args.tiny)
+    print(f"pictures written to {out.resolve()}")
+    return 0
+
+
 # ----- entry point -----
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (argparse exits with 2 on a bad argument)."""
     args = make_parser().parse_args(argv)
-    command = {"train": cmd_train, "gradcheck": cmd_gradcheck, "graph": cmd_graph}[args.command]
+    command = {
+        "train": cmd_train,
+        "gradcheck": cmd_gradcheck,
+        "graph": cmd_graph,
+        "demo": cmd_demo,
+    }[args.command]
     try:
         return command(args)
     except (ValueError, RuntimeError, OSError) as exc:
