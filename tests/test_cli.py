@@ -41,6 +41,9 @@ def test_train_saves_a_model_whose_test_accuracy_it_printed(capsys, tmp_path):
     assert accuracy > 0.8  # five epochs of the default network already do this well
     if pytest.importorskip("matplotlib"):
         assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+        # The run ends by saying where its picture is (README's first command ends on it).
+        last = out.strip().splitlines()[-1]
+        assert last == f"learning curves drawn in {(tmp_path / 'curves.png').resolve()}"
 
 
 def test_train_with_every_option(capsys, tmp_path):

@@ -427,10 +427,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{args.activation}, {args.optimizer}"
     )
     if _plot(history, plot_path, title):
-        print(f"saved {plot_path} (learning curves)")
+        # The last line says where to look: a newcomer's first run ends on its picture.
+        print(f"learning curves drawn in {plot_path.resolve()}")
     else:
         print(
-            "matplotlib is not installed: skipped the learning-curve plot (pip install matplotlib)"
+            "matplotlib is not installed: skipped the learning-curve plot "
+            '(pip install -e ".[plot]")'
         )
     return 0
 
