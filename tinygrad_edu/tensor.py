@@ -166,7 +166,7 @@ def _normalize_axis(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
     for a in axes:
         if not isinstance(a, (int, np.integer)) or not -max(ndim, 1) <= a < max(ndim, 1):
             raise DimensionError(
-                f"{op}: dim {axis!r} is out of range for a tensor with {ndim} dims "
+                f"{op}: dim (axis) {axis!r} is out of range for a tensor with {ndim} dims "
                 f"(expected a dim in [{-max(ndim, 1)}, {max(ndim, 1) - 1}])"
             )
         out.append(int(a) % max(ndim, 1))
