@@ -262,6 +262,20 @@ def test_shape_errors_name_the_op_and_shapes():
         x.flatten(1, 0)
 
 
+def test_transpose_two_dims_swaps_them_as_torch():
+    torch = pytest.importorskip("torch")
+    a = np.random.default_rng(17).standard_normal((2, 3, 4))
+    x, tx = tg.tensor(a), torch.tensor(a)
+    for d0, d1 in [(1, 2), (0, -1), (2, 2)]:
+        np.testing.assert_array_equal(x.transpose(d0, d1).numpy(), tx.transpose(d0, d1).numpy())
+    np.testing.assert_array_equal(x.transpose(2, 0, 1).numpy(), a.transpose(2, 0, 1))  # numpy's
+    np.testing.assert_array_equal(x[0].transpose(1, 0).numpy(), a[0].T)
+    with pytest.raises(IndexError):
+        x.transpose(0, 3)
+    y = _x(2, 3, 4, seed=18)
+    assert tg.gradcheck(_cubed(lambda: y.transpose(0, 2)), [y], check_grad_grad=True)
+
+
 # ----- var / std / logsumexp -----
 
 

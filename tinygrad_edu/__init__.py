@@ -29,7 +29,9 @@ from tinygrad_edu.autograd import (
 # contract v2: PyTorch's constructors, dtypes, cat/stack as module functions (creation.py).
 # NOTE: this binds the name `tensor` to the function, replacing the attribute that pointed at
 # the submodule tinygrad_edu.tensor (as torch.tensor). `from tinygrad_edu.tensor import Tensor`
-# and `import tinygrad_edu.tensor` keep working (they go through sys.modules).
+# and `import tinygrad_edu.tensor` keep working (they go through sys.modules); the module object
+# itself is sys.modules["tinygrad_edu.tensor"] (`import tinygrad_edu.tensor as m` reads the
+# attribute, so m is the function).
 from tinygrad_edu.creation import (
     arange,
     cat,

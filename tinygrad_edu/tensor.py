@@ -922,7 +922,14 @@ class Tensor:
         return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1 :])
 
     def transpose(self, *axes: Any) -> Tensor:
-        """numpy's transpose: a full permutation of the axes; no argument reverses them."""
+        """numpy's transpose: a full permutation of the axes; no argument reverses them.
+        Two dims of a tensor with other than 2 dims swap those two, as PyTorch's
+        ``transpose(dim0, dim1)`` (for 2 dims both readings agree)."""
+        if len(axes) == 2 and self.ndim not in (0, 2) and all(type(a) is int for a in axes):
+            d0, d1 = (_normalize_axis(a, self.ndim, "transpose")[0] for a in axes)
+            perm = list(range(self.ndim))
+            perm[d0], perm[d1] = d1, d0
+            return F.Transpose.apply(self, tuple(perm))
         if not axes:
             axes = tuple(range(self.ndim))[::-1]
         else:
