@@ -185,10 +185,18 @@ def _int_axis(axis: Any, op: str) -> int:
 _UNSET: Any = object()  # "not given": None is a meaningful dim (all of them)
 
 
-def _spelling(op: str, axis: Any, dim: Any, keepdims: Any = _UNSET, keepdim: Any = _UNSET):
+def _spelling(
+    op: str,
+    axis: Any,
+    dim: Any,
+    keepdims: Any = _UNSET,
+    keepdim: Any = _UNSET,
+    default: Any = None,
+) -> tuple[Any, bool]:
     """numpy's ``axis=``/``keepdims=`` or PyTorch's ``dim=``/``keepdim=`` -> (axis, keepdims).
 
-    Giving both spellings of one argument is a TypeError (which one was meant is not clear).
+    Giving both spellings of one argument is a TypeError (which one was meant is not clear);
+    giving neither gives ``default`` (an explicit None stays None).
     """
     if axis is not _UNSET and dim is not _UNSET:
         raise TypeError(f"{op}: got both axis= and dim=; give one (they mean the same)")
@@ -196,7 +204,7 @@ def _spelling(op: str, axis: Any, dim: Any, keepdims: Any = _UNSET, keepdim: Any
         raise TypeError(f"{op}: got both keepdims= and keepdim=; give one (they mean the same)")
     axis = dim if axis is _UNSET else axis
     keep = keepdim if keepdims is _UNSET else keepdims
-    return (None if axis is _UNSET else axis), (False if keep is _UNSET else bool(keep))
+    return (default if axis is _UNSET else axis), (False if keep is _UNSET else bool(keep))
 
 
 class ValuesIndices(NamedTuple):
@@ -295,7 +303,7 @@ class Tensor:
     @staticmethod
     def cat(tensors: Sequence[Tensor], axis: Any = _UNSET, *, dim: Any = _UNSET) -> Tensor:
         """Join tensors along an existing axis (``dim=`` as PyTorch, ``axis=`` as numpy)."""
-        axis = _spelling("cat", axis, dim)[0] or 0
+        axis = _spelling("cat", axis, dim, default=0)[0]
         tensors = list(tensors)
         if not tensors or not all(isinstance(t, Tensor) for t in tensors):
             raise TypeError("cat: expected a non-empty sequence of Tensors")
@@ -315,7 +323,7 @@ class Tensor:
     @staticmethod
     def stack(tensors: Sequence[Tensor], axis: Any = _UNSET, *, dim: Any = _UNSET) -> Tensor:
         """Join tensors along a new axis (``dim=`` as PyTorch, ``axis=`` as numpy)."""
-        axis = _spelling("stack", axis, dim)[0] or 0
+        axis = _spelling("stack", axis, dim, default=0)[0]
         tensors = list(tensors)
         if not tensors or not all(isinstance(t, Tensor) for t in tensors):
             raise TypeError("stack: expected a non-empty sequence of Tensors")
@@ -987,14 +995,12 @@ class Tensor:
         return out
 
     def softmax(self, axis: Any = _UNSET, *, dim: Any = _UNSET) -> Tensor:
-        axis = _spelling("softmax", axis, dim)[0]
-        axis = -1 if axis is None else axis
+        axis = _spelling("softmax", axis, dim, default=-1)[0]
         (axis,) = _normalize_axis(_int_axis(axis, "softmax"), self.ndim, "softmax") or (0,)
         return F.Softmax.apply(self, axis)
 
     def log_softmax(self, axis: Any = _UNSET, *, dim: Any = _UNSET) -> Tensor:
-        axis = _spelling("log_softmax", axis, dim)[0]
-        axis = _int_axis(-1 if axis is None else axis, "log_softmax")
+        axis = _int_axis(_spelling("log_softmax", axis, dim, default=-1)[0], "log_softmax")
         (axis,) = _normalize_axis(axis, self.ndim, "log_softmax") or (0,)
         return F.LogSoftmax.apply(self, axis)
 
