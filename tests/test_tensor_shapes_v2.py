@@ -434,6 +434,7 @@ def test_to_float_double_long_type():
     assert x.to(tg.float32).dtype == tg.float32 and x.float().dtype == tg.float32
     assert x.to("cpu") is x and x.to(tg.float64) is x and x.double() is x
     assert x.to("cpu", tg.float32).dtype == tg.float32
+    assert x.to("float32").dtype == tg.float32  # the library's dtype names work too
     assert x.to(device="cpu", dtype=tg.float32).dtype == tg.float32
     assert x.to(tg.ones(1)).dtype == tg.float32  # to(other): its dtype and device
     assert x.type(tg.float32).dtype == tg.float32 and x.type() == "float64"

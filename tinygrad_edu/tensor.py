@@ -1144,7 +1144,7 @@ class Tensor:
         for a in args:
             if isinstance(a, Tensor):
                 device, dtype = a.device, a.dtype
-            elif isinstance(a, str) and device is None:
+            elif isinstance(a, str) and device is None and a not in ("float32", "float64", "int64"):
                 device = a
             elif dtype is None:
                 dtype = a
