@@ -104,6 +104,16 @@ def test_max_dim_is_a_named_tuple_like_torch():
     assert isinstance(x.max(1), Tensor)
 
 
+def test_max_dim_ties_share_the_gradient_a_documented_difference_from_torch():
+    # The values keep the Tensor form's rule (tied entries share the gradient equally);
+    # PyTorch gives it all to the entry at `indices`. The indices are the first max, as torch.
+    x = tg.tensor([[2.0, 2.0, 1.0]], requires_grad=True)
+    out = x.max(dim=1)
+    assert out.indices.tolist() == [0]
+    out.values.sum().backward()
+    assert x.grad.tolist() == [[0.5, 0.5, 0.0]]
+
+
 def test_logits_max_dim_indices_everyday():
     logits = tg.tensor([[0.1, 2.0, -1.0], [3.0, 0.0, 1.0]])
     labels = tg.tensor([1, 2])
