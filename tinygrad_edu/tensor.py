@@ -198,6 +198,8 @@ def _spelling(
     Giving both spellings of one argument is a TypeError (which one was meant is not clear);
     giving neither gives ``default`` (an explicit None stays None).
     """
+    if dim is _UNSET and keepdim is _UNSET:  # the common numpy spelling: one test, no more
+        return (default if axis is _UNSET else axis), keepdims is not _UNSET and bool(keepdims)
     if axis is not _UNSET and dim is not _UNSET:
         raise TypeError(f"{op}: got both axis= and dim=; give one (they mean the same)")
     if keepdims is not _UNSET and keepdim is not _UNSET:
