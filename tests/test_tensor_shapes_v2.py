@@ -534,3 +534,21 @@ def test_hand_written_sgd_step_with_in_place_methods():
             w.add_(w.grad, alpha=-0.1)
         w.grad = None
     assert np.allclose(w.numpy(), [1.0 * 0.8**50, -3.0 * 0.8**50])
+
+
+def test_int_inputs_of_var_std_logsumexp_give_float32_as_torch():
+    torch = pytest.importorskip("torch")
+    n = tg.tensor([[1, 2, 4], [0, 3, 9]])
+    tn = torch.tensor([[1, 2, 4], [0, 3, 9]])
+    assert n.logsumexp(1).dtype == tg.float32
+    np.testing.assert_allclose(n.logsumexp(1).numpy(), tn.logsumexp(1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(n.var(1).numpy(), tn.float().var(1).numpy(), rtol=1e-6)
+    assert n.std().dtype == tg.float32
+
+
+def test_positional_numpy_spelling_still_works_and_names_are_exported():
+    x = tg.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert x.sum(1, True).tolist() == [[3.0], [7.0]]
+    assert x.max(0, True).tolist() == [[3.0, 4.0]]
+    for name in ("tensor", "zeros", "arange", "linspace", "cat", "stack", "float32", "int64"):
+        assert name in tg.__all__ and getattr(tg, name) is not None
