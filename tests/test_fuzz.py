@@ -405,6 +405,8 @@ def _np_transpose(a, args):
     axes = tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
     if not all(isinstance(n, int) and not isinstance(n, bool) for n in axes):
         raise TypeError
+    if len(args) == 2 and a.ndim not in (0, 2):  # contract v2: PyTorch's transpose(dim0, dim1)
+        return np.swapaxes(a, *args)
     return np.transpose(a, axes)
 
 

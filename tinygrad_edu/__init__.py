@@ -25,6 +25,32 @@ from tinygrad_edu.autograd import (
     no_grad,
     set_grad_enabled,
 )
+
+# contract v2: PyTorch's constructors, dtypes, cat/stack as module functions (creation.py).
+# NOTE: this binds the name `tensor` to the function, replacing the attribute that pointed at
+# the submodule tinygrad_edu.tensor (as torch.tensor). `from tinygrad_edu.tensor import Tensor`
+# and `import tinygrad_edu.tensor` keep working (they go through sys.modules); the module object
+# itself is sys.modules["tinygrad_edu.tensor"] (`import tinygrad_edu.tensor as m` reads the
+# attribute, so m is the function).
+from tinygrad_edu.creation import (
+    arange,
+    cat,
+    eye,
+    float32,
+    float64,
+    full,
+    full_like,
+    int64,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    stack,
+    tensor,
+    zeros,
+    zeros_like,
+)
 from tinygrad_edu.errors import InputError
 from tinygrad_edu.gradcheck import GradcheckError, gradcheck, numerical_gradient
 from tinygrad_edu.io import load, save
@@ -67,3 +93,7 @@ __all__ = [
     "viz",
     "warmup",
 ]
+# contract v2: the constructors and dtypes of creation.py
+__all__ += ["arange", "cat", "eye", "float32", "float64", "full", "full_like", "int64"]
+__all__ += ["linspace", "ones", "ones_like", "rand", "randn", "stack", "tensor", "zeros"]
+__all__ += ["zeros_like"]

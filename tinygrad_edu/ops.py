@@ -346,6 +346,18 @@ class Transpose(Op):
         return ctx.backend.transpose(g, ctx.inverse), None
 
 
+class Expand(Op):
+    """z = x broadcast to ``shape`` (new leading dims, size-1 dims repeated; no copy where the
+    backend can view);   dx = g summed back over the broadcast dims (sum_to)"""
+
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        return ctx.backend.broadcast_to(x, shape)
+
+    def backward(ctx, g):
+        return ctx.backend.sum_to(g, ctx.shape), None
+
+
 class GetItem(Op):
     """z = x[index];   dx = zeros with g added at index (repeated indices accumulate)"""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,6 +30,10 @@ _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 class TensorIndexError(IndexError, ValueError):
     """An index out of range; an IndexError (so iteration stops) and a ValueError."""
+
+
+class DimensionError(IndexError, InputError):
+    """A dim (axis) out of range: an IndexError, as PyTorch raises, and an InputError."""
 
 
 class TensorOverflowError(OverflowError, InputError):
@@ -161,7 +165,10 @@ def _normalize_axis(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
     out = []
     for a in axes:
         if not isinstance(a, (int, np.integer)) or not -max(ndim, 1) <= a < max(ndim, 1):
-            raise InputError(f"{op}: axis {axis!r} is out of range for a tensor with {ndim} dims")
+            raise DimensionError(
+                f"{op}: dim (axis) {axis!r} is out of range for a tensor with {ndim} dims "
+                f"(expected a dim in [{-max(ndim, 1)}, {max(ndim, 1) - 1}])"
+            )
         out.append(int(a) % max(ndim, 1))
     if len(set(out)) != len(out):
         raise InputError(f"{op}: axis {axis!r} repeats an axis")
@@ -173,6 +180,41 @@ def _int_axis(axis: Any, op: str) -> int:
     if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
         raise TypeError(f"{op}: axis must be an int, got {axis!r}")
     return axis
+
+
+_UNSET: Any = object()  # "not given": None is a meaningful dim (all of them)
+
+
+def _spelling(
+    op: str,
+    axis: Any,
+    dim: Any,
+    keepdims: Any = _UNSET,
+    keepdim: Any = _UNSET,
+    default: Any = None,
+) -> tuple[Any, bool]:
+    """numpy's ``axis=``/``keepdims=`` or PyTorch's ``dim=``/``keepdim=`` -> (axis, keepdims).
+
+    Giving both spellings of one argument is a TypeError (which one was meant is not clear);
+    giving neither gives ``default`` (an explicit None stays None).
+    """
+    if dim is _UNSET and keepdim is _UNSET:  # the common numpy spelling: one test, no more
+        return (default if axis is _UNSET else axis), keepdims is not _UNSET and bool(keepdims)
+    if axis is not _UNSET and dim is not _UNSET:
+        raise TypeError(f"{op}: got both axis= and dim=; give one (they mean the same)")
+    if keepdims is not _UNSET and keepdim is not _UNSET:
+        raise TypeError(f"{op}: got both keepdims= and keepdim=; give one (they mean the same)")
+    axis = dim if axis is _UNSET else axis
+    keep = keepdim if keepdims is _UNSET else keepdims
+    return (default if axis is _UNSET else axis), (False if keep is _UNSET else bool(keep))
+
+
+class ValuesIndices(NamedTuple):
+    """What ``t.max(dim=d)`` and ``t.min(dim=d)`` return, as torch.return_types.max: the
+    extreme values (differentiable) and their int64 indices along ``d``."""
+
+    values: Tensor
+    indices: Tensor
 
 
 def _number(value: Any, op: str, arg: str) -> float:
@@ -261,8 +303,9 @@ class Tensor:
         return cls(np.eye(n), **_f32(kwargs))
 
     @staticmethod
-    def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-        """Join tensors along an existing axis."""
+    def cat(tensors: Sequence[Tensor], axis: Any = _UNSET, *, dim: Any = _UNSET) -> Tensor:
+        """Join tensors along an existing axis (``dim=`` as PyTorch, ``axis=`` as numpy)."""
+        axis = _spelling("cat", axis, dim, default=0)[0]
         tensors = list(tensors)
         if not tensors or not all(isinstance(t, Tensor) for t in tensors):
             raise TypeError("cat: expected a non-empty sequence of Tensors")
@@ -280,8 +323,9 @@ class Tensor:
         return F.Cat.apply(*tensors, axis=ax)
 
     @staticmethod
-    def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-        """Join tensors along a new axis."""
+    def stack(tensors: Sequence[Tensor], axis: Any = _UNSET, *, dim: Any = _UNSET) -> Tensor:
+        """Join tensors along a new axis (``dim=`` as PyTorch, ``axis=`` as numpy)."""
+        axis = _spelling("stack", axis, dim, default=0)[0]
         tensors = list(tensors)
         if not tensors or not all(isinstance(t, Tensor) for t in tensors):
             raise TypeError("stack: expected a non-empty sequence of Tensors")
@@ -461,14 +505,6 @@ class Tensor:
         self.requires_grad = flag
         return self
 
-    def to(self, device: str) -> Tensor:
-        """This tensor on ``device`` ('cpu' or 'cuda'); itself if it is there already."""
-        target = parse_device(device)
-        if target == self.device:
-            return self
-        get_backend(target)  # raises a clear error if the device is not usable
-        return F.ToDevice.apply(self, target)
-
     def cpu(self) -> Tensor:
         return self.to("cpu")
 
@@ -630,6 +666,8 @@ class Tensor:
 
     def copy_(self, src: Any) -> Tensor:
         """Write ``src``'s values (broadcast to this tensor's shape) into this tensor."""
+        if isinstance(src, Tensor) and src.dtype != self.dtype:  # as PyTorch: src is converted
+            src = src._cast(self.dtype)
         return self._in_place("copy_", lambda t, s: t._full_like(0.0) + s, src)
 
     def _full_like(self, value: float) -> Tensor:
@@ -745,62 +783,163 @@ class Tensor:
 
     # ----- reductions -----
 
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+    # Each reduction takes numpy's axis=/keepdims= and PyTorch's dim=/keepdim= (_spelling).
+
+    def sum(
+        self,
+        axis: Any = _UNSET,
+        keepdims: Any = _UNSET,
+        *,
+        dim: Any = _UNSET,
+        keepdim: Any = _UNSET,
+    ) -> Tensor:
+        axis, keepdims = _spelling("sum", axis, dim, keepdims, keepdim)
         return F.Sum.apply(self, _normalize_axis(axis, self.ndim, "sum"), keepdims)
 
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+    def mean(
+        self,
+        axis: Any = _UNSET,
+        keepdims: Any = _UNSET,
+        *,
+        dim: Any = _UNSET,
+        keepdim: Any = _UNSET,
+    ) -> Tensor:
+        axis, keepdims = _spelling("mean", axis, dim, keepdims, keepdim)
         axes = _normalize_axis(axis, self.ndim, "mean")
         count = self.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
         return F.Sum.apply(self, axes, keepdims) * (1.0 / count if count else float("nan"))
 
-    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return self._extremum(F.Max, "max", axis, keepdims)
+    def max(
+        self,
+        axis: Any = _UNSET,
+        keepdims: Any = _UNSET,
+        *,
+        dim: Any = _UNSET,
+        keepdim: Any = _UNSET,
+    ) -> Any:
+        """The largest entry (over ``axis``), a Tensor; with ``dim=d``, as PyTorch, the named
+        tuple ``(values, indices)`` along d (values differentiable, as the Tensor form)."""
+        return self._extremum(F.Max, "max", axis, keepdims, dim, keepdim)
 
-    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return self._extremum(F.Min, "min", axis, keepdims)
+    def min(
+        self,
+        axis: Any = _UNSET,
+        keepdims: Any = _UNSET,
+        *,
+        dim: Any = _UNSET,
+        keepdim: Any = _UNSET,
+    ) -> Any:
+        """The smallest entry: as ``max``."""
+        return self._extremum(F.Min, "min", axis, keepdims, dim, keepdim)
 
-    def _extremum(self, fn: type, name: str, axis: Any, keepdims: bool) -> Tensor:
-        return fn.apply(self, _normalize_axis(axis, self.ndim, name), keepdims)
+    def _extremum(
+        self, fn: type, name: str, axis: Any, keepdims: Any, dim: Any, keepdim: Any
+    ) -> Any:
+        torch_form = dim is not _UNSET and dim is not None
+        axis, keepdims = _spelling(name, axis, dim, keepdims, keepdim)
+        values = fn.apply(self, _normalize_axis(axis, self.ndim, name), keepdims)
+        if not torch_form:
+            return values
+        # NOTE: values has the tie rule of the Tensor form (tied entries share the gradient);
+        # PyTorch gives it all to the entry at `indices`. Without ties they agree.
+        arg = self.argmax if name == "max" else self.argmin
+        return ValuesIndices(values, arg(_int_axis(axis, name), keepdim=keepdims))
 
-    def argmax(self, axis: int | None = None) -> Tensor:
-        """Index of the largest entry (flattened when axis is None), as an int64 tensor."""
+    def argmax(
+        self,
+        axis: Any = _UNSET,
+        keepdims: Any = _UNSET,
+        *,
+        dim: Any = _UNSET,
+        keepdim: Any = _UNSET,
+    ) -> Tensor:
+        """Index of the first largest entry (flattened when axis is None), an int64 tensor."""
+        axis, keepdims = _spelling("argmax", axis, dim, keepdims, keepdim)
+        return self._arg_extremum("argmax", self._data, axis, keepdims)
+
+    def argmin(
+        self,
+        axis: Any = _UNSET,
+        keepdims: Any = _UNSET,
+        *,
+        dim: Any = _UNSET,
+        keepdim: Any = _UNSET,
+    ) -> Tensor:
+        """Index of the first smallest entry: the first largest of -x (the order reversed)."""
+        axis, keepdims = _spelling("argmin", axis, dim, keepdims, keepdim)
+        # NOTE: for int64, -x wraps only at int64's smallest value, which argmin then misses.
+        return self._arg_extremum("argmin", self._backend.unary("neg", self._data), axis, keepdims)
+
+    def _arg_extremum(self, name: str, data: Any, axis: Any, keepdims: bool) -> Tensor:
         if axis is not None:
-            (axis,) = _normalize_axis(_int_axis(axis, "argmax"), self.ndim, "argmax") or (0,)
+            (axis,) = _normalize_axis(_int_axis(axis, name), self.ndim, name) or (0,)
         if self.size == 0 and (axis is None or self.shape[axis] == 0):  # as numpy
             raise InputError(
-                f"argmax: cannot take the argmax over an empty axis (shape {self.shape}, "
+                f"{name}: cannot take the {name} over an empty axis (shape {self.shape}, "
                 f"axis {axis}); expected at least one entry"
             )
-        return Tensor._wrap(self._backend.argmax(self._data, axis), self.device)
+        out = Tensor._wrap(self._backend.argmax(data, axis), self.device)
+        if keepdims:  # the reduced axis (all of them for axis=None) kept with size 1
+            kept = (1,) * self.ndim if axis is None or self.ndim == 0 else None
+            out = out.reshape(kept or self.shape[:axis] + (1,) + self.shape[axis + 1 :])
+        return out
 
     # ----- shape -----
 
     def reshape(self, *shape: Any) -> Tensor:
-        shape = _shape_arg(shape, "reshape")
+        return self._reshape(shape, "reshape")
+
+    def view(self, *shape: Any) -> Tensor:
+        """PyTorch's view: here the same as reshape (every tensor is contiguous)."""
+        return self._reshape(shape, "view")
+
+    def _reshape(self, shape: tuple, op: str) -> Tensor:
+        shape = _shape_arg(shape, op)
         if shape.count(-1) > 1 or any(n < -1 for n in shape):
-            raise InputError(f"reshape: invalid shape {shape}: at most one -1, no other negatives")
+            raise InputError(f"{op}: invalid shape {shape}: at most one -1, no other negatives")
         known = int(np.prod([n for n in shape if n != -1]))
         if -1 in shape:
             if known == 0 or self.size % known:
                 raise InputError(
-                    f"reshape: cannot reshape a tensor of shape {self.shape} ({self.size} "
+                    f"{op}: cannot reshape a tensor of shape {self.shape} ({self.size} "
                     f"elements) into {shape}"
                 )
             shape = tuple(self.size // known if n == -1 else n for n in shape)
         elif known != self.size:
             raise InputError(
-                f"reshape: cannot reshape a tensor of shape {self.shape} ({self.size} elements) "
+                f"{op}: cannot reshape a tensor of shape {self.shape} ({self.size} elements) "
                 f"into {shape} ({known} elements)"
             )
         if shape == self.shape:
             return self
         return F.Reshape.apply(self, shape)
 
-    def flatten(self) -> Tensor:
-        return self.reshape(-1)
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Merge dims start_dim..end_dim (all by default) into one, as PyTorch (composed: a
+        reshape). A 0-d tensor becomes shape (1,)."""
+        if self.ndim == 0:
+            _normalize_axis(_int_axis(start_dim, "flatten"), 1, "flatten")
+            _normalize_axis(_int_axis(end_dim, "flatten"), 1, "flatten")
+            return self.reshape(1)
+        (start,) = _normalize_axis(_int_axis(start_dim, "flatten"), self.ndim, "flatten")
+        (end,) = _normalize_axis(_int_axis(end_dim, "flatten"), self.ndim, "flatten")
+        if start > end:
+            raise InputError(
+                f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
+                f"(tensor shape {self.shape})"
+            )
+        merged = int(np.prod(self.shape[start : end + 1]))
+        return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1 :])
 
     def transpose(self, *axes: Any) -> Tensor:
-        """numpy's transpose: a full permutation of the axes; no argument reverses them."""
+        """numpy's transpose: a full permutation of the axes; no argument reverses them.
+        Two dims of a tensor with other than 2 dims swap those two, as PyTorch's
+        ``transpose(dim0, dim1)`` (for 2 dims both readings agree)."""
+        if len(axes) == 2 and self.ndim not in (0, 2) and all(type(a) is int for a in axes):
+            d0, d1 = (_normalize_axis(a, self.ndim, "transpose")[0] for a in axes)
+            perm = list(range(self.ndim))
+            perm[d0], perm[d1] = d1, d0
+            return F.Transpose.apply(self, tuple(perm))
         if not axes:
             axes = tuple(range(self.ndim))[::-1]
         else:
@@ -857,20 +996,203 @@ class Tensor:
             return out.reshape(out.shape[:-1])
         return out
 
-    def softmax(self, axis: int = -1) -> Tensor:
+    def softmax(self, axis: Any = _UNSET, *, dim: Any = _UNSET) -> Tensor:
+        axis = _spelling("softmax", axis, dim, default=-1)[0]
         (axis,) = _normalize_axis(_int_axis(axis, "softmax"), self.ndim, "softmax") or (0,)
         return F.Softmax.apply(self, axis)
 
-    def log_softmax(self, axis: int = -1) -> Tensor:
-        axis = _int_axis(axis, "log_softmax")
+    def log_softmax(self, axis: Any = _UNSET, *, dim: Any = _UNSET) -> Tensor:
+        axis = _int_axis(_spelling("log_softmax", axis, dim, default=-1)[0], "log_softmax")
         (axis,) = _normalize_axis(axis, self.ndim, "log_softmax") or (0,)
         return F.LogSoftmax.apply(self, axis)
+
+    # ----- contract v2: PyTorch's shape ops, var/std/logsumexp, dtype conversions -----
+    # Composed from the primitives above (so each is differentiable to any order, create_graph
+    # included), except expand, the primitive ops.Expand.
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        """A new axis of size 1 at ``dim`` (in [-ndim-1, ndim], as PyTorch). Composed: a reshape."""
+        (d,) = _normalize_axis(_int_axis(dim, "unsqueeze"), self.ndim + 1, "unsqueeze")
+        return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
+
+    def squeeze(self, dim: Any = None) -> Tensor:
+        """Drop axes of size 1: all of them, or those of ``dim`` (an int or a tuple) that have
+        size 1 (another size is left as it is, as PyTorch). Composed: a reshape."""
+        if dim is None:
+            drop = {d for d, n in enumerate(self.shape) if n == 1}
+        else:
+            dims = dim if isinstance(dim, (tuple, list)) else (_int_axis(dim, "squeeze"),)
+            axes = _normalize_axis(tuple(dims), self.ndim, "squeeze") or ()
+            drop = {d for d in axes if self.shape[d] == 1}
+        return self.reshape(tuple(n for d, n in enumerate(self.shape) if d not in drop))
+
+    def permute(self, *dims: Any) -> Tensor:
+        """The axes reordered: output axis i is input axis dims[i] (``permute(2, 0, 1)`` or
+        ``permute((2, 0, 1))``). Composed: the primitive Transpose."""
+        dims = _shape_arg(dims, "permute")
+        if len(dims) != self.ndim:
+            raise InputError(
+                f"permute: dims {dims} has {len(dims)} entries, expected one per dim of the "
+                f"tensor of shape {self.shape} ({self.ndim})"
+            )
+        if self.ndim == 0:
+            return self
+        axes = [_normalize_axis(d, self.ndim, "permute")[0] for d in dims]
+        if len(set(axes)) != len(axes):
+            raise InputError(f"permute: dims {dims} repeats a dim (tensor shape {self.shape})")
+        return F.Transpose.apply(self, tuple(axes))
+
+    def expand(self, *sizes: Any) -> Tensor:
+        """This tensor broadcast to ``sizes`` without copying: -1 keeps a size, a size-1 dim
+        may become any size, and new dims may be added in front, as PyTorch. The gradient is
+        summed back over the broadcast dims."""
+        sizes = _shape_arg(sizes, "expand")
+        lead = len(sizes) - self.ndim
+        if lead < 0:
+            raise InputError(
+                f"expand: sizes {sizes} have fewer dims than the tensor of shape {self.shape}"
+            )
+        shape = []
+        for i, n in enumerate(sizes):
+            old = self.shape[i - lead] if i >= lead else None
+            if n == -1 and old is not None:
+                n = old
+            if n < 0 or (old is not None and old != 1 and n != old):
+                raise InputError(
+                    f"expand: cannot expand a tensor of shape {self.shape} to {sizes}: dim {i} "
+                    f"of size {old} must stay {old} (or -1); only size-1 dims can grow"
+                    if old is not None
+                    else f"expand: a new leading dim must have a size >= 0, got {n} in {sizes}"
+                )
+            shape.append(n)
+        shape = tuple(shape)
+        return self if shape == self.shape else F.Expand.apply(self, shape)
+
+    def var(
+        self,
+        dim: Any = _UNSET,
+        *,
+        keepdim: Any = _UNSET,
+        correction: Any = None,
+        unbiased: bool | None = None,
+        axis: Any = _UNSET,
+        keepdims: Any = _UNSET,
+    ) -> Tensor:
+        """sum((x - mean)^2) / (N - correction) over ``dim`` (all dims by default), N the number
+        of entries reduced; correction=1 (the default, or unbiased=True) is Bessel's, 0 the
+        population variance. N - correction <= 0 gives inf or nan, as PyTorch. Composed."""
+        axis, keepdim = _spelling("var", axis, dim, keepdims, keepdim)
+        if correction is not None and unbiased is not None:
+            raise TypeError("var: got both correction= and unbiased=; give one")
+        if correction is None:  # unbiased=False is correction=0, as PyTorch
+            correction = 0 if unbiased is not None and not unbiased else 1
+        correction = _number(correction, "var", "correction")
+        x = self if self.dtype in _FLOAT_DTYPES else F.Cast.apply(self, np.dtype(np.float32))
+        axes = _normalize_axis(axis, x.ndim, "var")
+        count = x.size if axes is None else int(np.prod([x.shape[a] for a in axes]))
+        d = x - x.mean(axes, keepdims=True)
+        total = (d * d).sum(axes, keepdims=keepdim)
+        denom = max(0.0, count - correction)
+        # NOTE: * inf for a zero denominator: sum/0 without numpy's divide warning (0 -> nan)
+        return total * (1.0 / denom if denom else float("inf"))
+
+    def std(
+        self,
+        dim: Any = _UNSET,
+        *,
+        keepdim: Any = _UNSET,
+        correction: Any = None,
+        unbiased: bool | None = None,
+        axis: Any = _UNSET,
+        keepdims: Any = _UNSET,
+    ) -> Tensor:
+        """sqrt(var(...)), the same arguments. Composed."""
+        return self.var(
+            dim,
+            keepdim=keepdim,
+            correction=correction,
+            unbiased=unbiased,
+            axis=axis,
+            keepdims=keepdims,
+        ).sqrt()
+
+    def logsumexp(
+        self,
+        dim: Any = _UNSET,
+        keepdim: Any = _UNSET,
+        *,
+        axis: Any = _UNSET,
+        keepdims: Any = _UNSET,
+    ) -> Tensor:
+        """log(sum(exp(x))) over ``dim``, computed as m + log(sum(exp(x - m))) with m the max, so
+        that large entries do not overflow. Composed; m is a constant (the result does not
+        depend on it, so neither does the gradient, softmax(x))."""
+        if dim is _UNSET and axis is _UNSET:
+            raise TypeError("logsumexp: missing the dim argument (an int or a tuple of ints)")
+        axis, keepdim = _spelling("logsumexp", axis, dim, keepdims, keepdim)
+        x = self if self.dtype in _FLOAT_DTYPES else F.Cast.apply(self, np.dtype(np.float32))
+        axes = _normalize_axis(axis, x.ndim, "logsumexp")
+        big = float(np.finfo(x.dtype).max)
+        # An infinite max is clipped to the largest float, so a row of -inf gives -inf (and one
+        # holding +inf gives +inf) instead of inf - inf = nan.
+        m = x.detach().max(axes, keepdims=True).clip(-big, big)
+        out = (x - m).exp().sum(axes, keepdims=True).log() + m
+        return out if keepdim else out.reshape(_drop_dims(out.shape, axes))
+
+    def to(self, *args: Any, dtype: Any = None, device: Any = None) -> Tensor:
+        """This tensor on another device and/or with another dtype, as PyTorch: ``to(dtype)``,
+        ``to(device)``, ``to(device, dtype)``, ``to(other_tensor)``; itself when nothing
+        changes. float <-> float is differentiable (the gradient is cast back)."""
+        for a in args:
+            if isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            elif isinstance(a, str) and device is None and a not in ("float32", "float64", "int64"):
+                device = a
+            elif dtype is None:
+                dtype = a
+            else:
+                raise TypeError(f"to: unexpected argument {a!r}; expected a device and a dtype")
+        out = self
+        if device is not None:
+            target = parse_device(device)
+            if target != self.device:
+                get_backend(target)  # raises a clear error if the device is not usable
+                out = F.ToDevice.apply(self, target)
+        return out if dtype is None else out._cast(_resolve_dtype(dtype))
+
+    def _cast(self, dtype: np.dtype) -> Tensor:
+        if dtype == self.dtype:
+            return self
+        if dtype in _FLOAT_DTYPES and self.dtype in _FLOAT_DTYPES:
+            return F.Cast.apply(self, dtype)
+        if dtype == np.int64:
+            _check_int64(np.trunc(self.numpy()))  # no silent wrap-round of NaN or 1e30
+        # int <-> float is not differentiable (as PyTorch: an int tensor has no gradient)
+        return Tensor._wrap(self._backend.astype(self._data, dtype), self.device, self._backend)
+
+    def float(self) -> Tensor:
+        return self._cast(np.dtype(np.float32))
+
+    def double(self) -> Tensor:
+        return self._cast(np.dtype(np.float64))
+
+    def long(self) -> Tensor:
+        """int64, rounding toward zero as PyTorch."""
+        return self._cast(np.dtype(np.int64))
+
+    def type(self, dtype: Any = None) -> Any:
+        """``type(dtype)`` is ``to(dtype)``; ``type()`` names the dtype ('float32')."""
+        return str(self.dtype) if dtype is None else self._cast(_resolve_dtype(dtype))
 
 
 def _f32(kwargs: dict) -> dict:
     """numpy's constructors make float64 arrays; keep float32 the default, as PyTorch does."""
     kwargs.setdefault("dtype", "float32")
     return kwargs
+
+
+def _drop_dims(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ...]:
+    return () if axes is None else tuple(n for d, n in enumerate(shape) if d not in axes)
 
 
 def _shape_of(x: Any) -> tuple[int, ...]:
