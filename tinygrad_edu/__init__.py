@@ -30,7 +30,7 @@ from tinygrad_edu.gradcheck import GradcheckError, gradcheck, numerical_gradient
 from tinygrad_edu.io import load, save
 from tinygrad_edu.random import manual_seed
 from tinygrad_edu.study import fd_report, fd_sweep, profile, warmup
-from tinygrad_edu.tensor import Tensor
+from tinygrad_edu.tensor import Tensor, maximum, minimum, where  # (v2: elementwise functions)
 
 # As in PyTorch: tg.autograd.functional.jacobian, tg.autograd.Function, tg.autograd.detect_anomaly
 autograd.functional = autograd_functional
@@ -55,6 +55,8 @@ __all__ = [
     "is_grad_enabled",
     "load",
     "manual_seed",
+    "maximum",
+    "minimum",
     "no_grad",
     "nn",
     "numerical_gradient",
@@ -66,4 +68,5 @@ __all__ = [
     "train",
     "viz",
     "warmup",
+    "where",
 ]
