@@ -366,7 +366,7 @@ def test_where(on, rng, dtype):
     for name, (sx, sy) in for_backend(on.name, BINARY_SHAPES):
         x, y = values(rng, sx, dtype), values(rng, sy, dtype)
         shape = np.broadcast_shapes(sx, sy)
-        cond = (rng.random(shape[-1:] if shape else ()) < 0.5).astype(np.float32)
+        cond = np.asarray(rng.random(shape[-1:]) < 0.5, dtype=np.float32)  # 0-d: an array too
         assert_close(on("where", cond, x, y), R.where(cond, x, y), rtol=0, err=name)
         assert_close(on("where", cond, x, 0.0), R.where(cond, x, 0.0), rtol=0, err=name)
         assert_close(on("where", cond, -1.5, y), R.where(cond, -1.5, y), rtol=0, err=name)

@@ -482,10 +482,11 @@ class Tensor:
     ) -> Tensor:
         """``fn`` on self and other (in that order, or the other way round with ``reverse``);
         ``scalar_fn``, when given, takes over if other is a Python number."""
-        integer = type(other) is int or type(other) is bool or isinstance(other, np.integer)
+        given = other
         if type(other) is not float and type(other) is not Tensor:  # the common cases pass
             other = self._operand(other, name)  # (Function.apply checks the devices)
         if self._data.dtype.kind == "i" or (type(other) is Tensor and other.dtype.kind == "i"):
+            integer = isinstance(given, (int, np.integer))  # bool is an int
             self, other = self._promote(other, name, integer, reverse)
         if scalar_fn is not None and (type(other) is float or type(other) is int):
             return scalar_fn.apply(self, other)
