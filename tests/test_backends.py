@@ -176,7 +176,8 @@ def test_storage(on, rng, dtype):
 # ----- unary ops and activations -----
 
 UNARY = ["neg", "exp", "log", "sqrt", "abs", "sign", "tanh", "relu", "sigmoid"]
-EXACT_UNARY = ("neg", "abs", "sign", "relu", "leaky_relu", "clip")
+UNARY += ["sin", "cos", "log1p", "expm1", "square", "reciprocal"]  # contract v2
+EXACT_UNARY = ("neg", "abs", "sign", "relu", "leaky_relu", "clip", "square", "reciprocal")
 CLIPS = [CLIP_BOUNDS, (None, CLIP_BOUNDS[1]), (CLIP_BOUNDS[0], None), (None, None), (0.0, 0.0)]
 
 
@@ -304,7 +305,7 @@ def test_reference_activation_backward_against_finite_differences(rng, op, a, b)
 
 # ----- binary ops and comparisons -----
 
-BINARY = ["add", "sub", "mul", "div", "pow"]
+BINARY = ["add", "sub", "mul", "div", "pow", "maximum", "minimum"]
 
 
 def _binary_shapes():
@@ -356,6 +357,19 @@ def test_binary_mixed_dtypes_promote_like_numpy(on, rng):
             err = f"{x.dtype} {op} {y.dtype}"
             assert_close(on("binary", op, x, y), R.binary(op, x, y), rtol=0, err=err)
         assert_close(on("binary", "add", i64, 0.5), R.binary("add", i64, 0.5), rtol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_where(on, rng, dtype):
+    """x where cond != 0 else y, broadcast (cond 0/1 float32, as the Tensor layer passes it),
+    with a Python scalar on either side; selection is exact (NaN, inf and -0.0 kept)."""
+    for name, (sx, sy) in for_backend(on.name, BINARY_SHAPES):
+        x, y = values(rng, sx, dtype), values(rng, sy, dtype)
+        shape = np.broadcast_shapes(sx, sy)
+        cond = np.asarray(rng.random(shape[-1:]) < 0.5, dtype=np.float32)  # 0-d: an array too
+        assert_close(on("where", cond, x, y), R.where(cond, x, y), rtol=0, err=name)
+        assert_close(on("where", cond, x, 0.0), R.where(cond, x, 0.0), rtol=0, err=name)
+        assert_close(on("where", cond, -1.5, y), R.where(cond, -1.5, y), rtol=0, err=name)
 
 
 COMPARE = ["eq", "ne", "lt", "le", "gt", "ge"]

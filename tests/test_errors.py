@@ -265,9 +265,9 @@ def test_unsupported_operand_type():
         Tensor([1.0]) + {"a": 1}
 
 
-def test_clip_with_lo_above_hi():
-    with pytest.raises(ValueError, match="clip"):
-        Tensor([1.0]).clip(2.0, 1.0)
+def test_clip_with_lo_above_hi_gives_hi_as_pytorch():
+    # contract v2: no longer an error; min(max(x, lo), hi) is hi everywhere, as torch.clamp
+    assert Tensor([1.0, 5.0, -3.0]).clip(2.0, 1.0).tolist() == [1.0, 1.0, 1.0]
 
 
 # ----- backward -----

@@ -65,7 +65,7 @@ def test_no_other_kernel_module_writes_the_maths_again():
 def test_rules_use_no_other_numba_function():
     """The CUDA compiler sees a rule's Python source only: a rule may call its maths functions
     and builtins, nothing compiled for the CPU."""
-    allowed = {"exp", "log", "sqrt", "tanh", "abs", "range"}
+    allowed = {"exp", "log", "sqrt", "tanh", "abs", "range", "sin", "cos", "log1p", "expm1"}
     for r in rules.RULES:
         called = _called_names(inspect.getsource(r.py_func))
         assert called <= allowed, (r.py_func.__name__, called - allowed)
@@ -75,6 +75,20 @@ def test_rules_use_no_other_numba_function():
 def test_a_rule_called_directly_matches_the_reference(dtype):
     """The compiled rule itself (not only its loops) gives the reference's numbers."""
     x = np.array([-3.0, -0.0, 0.0, 0.5, 40.0, np.nan, np.inf, -np.inf], dtype=dtype)
-    for op in ("relu", "sigmoid", "tanh", "sign", "abs", "neg"):
+    new = ("sin", "cos", "log1p", "expm1", "square", "reciprocal")  # contract v2
+    for op in ("relu", "sigmoid", "tanh", "sign", "abs", "neg", *new):
         got = np.array([rules.unary_rule(rules.UNARY_CODES[op], v, 0.0, 0.0) for v in x])
-        np.testing.assert_allclose(got, reference.unary(op, x), rtol=1e-6, equal_nan=True)
+        with np.errstate(all="ignore"):
+            want = reference.unary(op, x)
+        np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True, err_msg=op)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_maximum_minimum_rules_match_the_reference(dtype):
+    """binary_rule's maximum and minimum, called directly: NaN on either side wins."""
+    x = np.array([-3.0, 0.0, 2.0, np.nan, 1.0, np.inf], dtype=dtype)
+    y = np.array([1.0, 0.0, -2.0, 1.0, np.nan, -np.inf], dtype=dtype)
+    for op in ("maximum", "minimum"):
+        code = rules.BINARY_CODES[op]
+        got = np.array([rules.binary_rule(code, u, v) for u, v in zip(x, y, strict=True)])
+        np.testing.assert_array_equal(got, reference.binary(op, x, y), err_msg=op)

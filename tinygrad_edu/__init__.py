@@ -56,7 +56,7 @@ from tinygrad_edu.gradcheck import GradcheckError, gradcheck, numerical_gradient
 from tinygrad_edu.io import load, save
 from tinygrad_edu.random import manual_seed
 from tinygrad_edu.study import fd_report, fd_sweep, profile, warmup
-from tinygrad_edu.tensor import Tensor
+from tinygrad_edu.tensor import Tensor, maximum, minimum, where  # (v2: elementwise functions)
 
 # As in PyTorch: tg.autograd.functional.jacobian, tg.autograd.Function, tg.autograd.detect_anomaly
 autograd.functional = autograd_functional
@@ -81,6 +81,8 @@ __all__ = [
     "is_grad_enabled",
     "load",
     "manual_seed",
+    "maximum",
+    "minimum",
     "no_grad",
     "nn",
     "numerical_gradient",
@@ -92,6 +94,7 @@ __all__ = [
     "train",
     "viz",
     "warmup",
+    "where",
 ]
 # contract v2: the constructors and dtypes of creation.py
 __all__ += ["arange", "cat", "eye", "float32", "float64", "full", "full_like", "int64"]

@@ -36,8 +36,23 @@ _UNARY_OPS = {
     "relu": ops.ReLU,
     "sigmoid": ops.Sigmoid,
     "tanh": ops.Tanh,
+    # contract v2's elementwise ops
+    "sin": ops.Sin,
+    "cos": ops.Cos,
+    "log1p": ops.Log1p,
+    "expm1": ops.Expm1,
+    "square": ops.Square,
+    "reciprocal": ops.Reciprocal,
 }
-_BINARY_OPS = {"add": ops.Add, "sub": ops.Sub, "mul": ops.Mul, "div": ops.Div, "pow": ops.Pow}
+_BINARY_OPS = {
+    "add": ops.Add,
+    "sub": ops.Sub,
+    "mul": ops.Mul,
+    "div": ops.Div,
+    "pow": ops.Pow,
+    "maximum": ops.Maximum,
+    "minimum": ops.Minimum,
+}
 
 
 class DifferentiableBackend:
@@ -87,6 +102,13 @@ class DifferentiableBackend:
         if not isinstance(x, Tensor) and not isinstance(y, Tensor):  # two numbers
             return self._constant(self.arrays.binary(op, x, y))
         return _BINARY_OPS[op].apply(x, y)
+
+    def where(self, cond: Any, x: Any, y: Any) -> Tensor:
+        return ops.Where.apply(self.tensor(cond), self.tensor(x), self.tensor(y))
+
+    def zeros_like(self, x: Any) -> Tensor:
+        """A constant: nothing depends on the zeros (Sign's gradient)."""
+        return self._constant(self.arrays.zeros_like(self.array(x)))
 
     def compare(self, op: str, x: Any, y: Any) -> Tensor:
         return self._constant(self.arrays.compare(op, self.array(x), self.array(y)))

@@ -142,6 +142,60 @@ class MulScalar(Op):
         return ctx.backend.binary("mul", g, ctx.c), None
 
 
+class Maximum(Op):
+    """z = max(x, y) elementwise (broadcasting);   dz/dx = [x > y] + [x = y] / 2,
+    dz/dy = [y > x] + [x = y] / 2: tied entries split the gradient equally, as PyTorch.
+
+    NOTE: a binary kernel, not composed: any composition from add/mul (x w + y (1 - w)) rounds,
+    loses subnormals when halving, and turns inf * 0 into NaN. ``Minimum`` swaps the comparisons.
+    """
+
+    op, wins, loses = "maximum", "gt", "lt"
+
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return ctx.backend.binary(ctx.op, x, y)
+
+    def backward(ctx, g):
+        b, (x, y) = ctx.backend, ctx.saved
+        need_x, need_y = ctx.needs_input_grad
+        half_tie = b.binary("mul", b.compare("eq", x, y), 0.5)
+        dx = dy = None
+        if need_x:
+            share = b.binary("add", b.compare(ctx.wins, x, y), half_tie)
+            dx = b.sum_to(b.binary("mul", g, share), _shape(x))
+        if need_y:
+            share = b.binary("add", b.compare(ctx.loses, x, y), half_tie)
+            dy = b.sum_to(b.binary("mul", g, share), _shape(y))
+        return dx, dy
+
+
+class Minimum(Maximum):
+    """z = min(x, y) elementwise;  dz/dx = [x < y] + [x = y] / 2,  dz/dy = [x > y] + [x = y] / 2"""
+
+    op, wins, loses = "minimum", "lt", "gt"
+
+
+class Where(Op):
+    """z = x where cond else y (broadcasting; cond a 0/1 Tensor, x and y Tensors or numbers);
+    dz/dx = [cond],   dz/dy = [not cond]: the gradient flows to the chosen side only.
+
+    The backward selects too (where(cond, g, 0)) rather than multiplying by the mask, so an
+    inf or NaN in g never leaks into the side that was not chosen (inf * 0 = NaN).
+    """
+
+    def forward(ctx, cond, x, y):
+        ctx.cond, ctx.shapes = cond, (_shape(x), _shape(y))
+        return ctx.backend.where(cond, x, y)
+
+    def backward(ctx, g):
+        b, (sx, sy) = ctx.backend, ctx.shapes
+        _, need_x, need_y = ctx.needs_input_grad
+        dx = b.sum_to(b.where(ctx.cond, g, 0.0), sx) if need_x else None
+        dy = b.sum_to(b.where(ctx.cond, 0.0, g), sy) if need_y else None
+        return None, dx, dy
+
+
 # ----- unary elementwise -----
 
 
@@ -199,6 +253,88 @@ class Abs(Op):
     def backward(ctx, g):
         b = ctx.backend
         return b.binary("mul", g, b.unary("sign", ctx.x))
+
+
+class Sign(Op):
+    """z = sign(x) in {-1, 0, 1};   dz/dx = 0 (piecewise constant; PyTorch's rule at 0 too)"""
+
+    def forward(ctx, x):
+        return ctx.backend.unary("sign", x)
+
+    def backward(ctx, g):
+        return ctx.backend.zeros_like(g)
+
+
+class Sin(Op):
+    """z = sin x;   dz/dx = cos x"""
+
+    def forward(ctx, x):
+        ctx.x = x
+        return ctx.backend.unary("sin", x)
+
+    def backward(ctx, g):
+        b = ctx.backend
+        return b.binary("mul", g, b.unary("cos", ctx.x))
+
+
+class Cos(Op):
+    """z = cos x;   dz/dx = -sin x"""
+
+    def forward(ctx, x):
+        ctx.x = x
+        return ctx.backend.unary("cos", x)
+
+    def backward(ctx, g):
+        b = ctx.backend
+        return b.unary("neg", b.binary("mul", g, b.unary("sin", ctx.x)))
+
+
+class Log1p(Op):
+    """z = ln(1 + x);   dz/dx = 1 / (1 + x)"""
+
+    def forward(ctx, x):
+        ctx.x = x
+        return ctx.backend.unary("log1p", x)
+
+    def backward(ctx, g):
+        b = ctx.backend
+        return b.binary("div", g, b.binary("add", ctx.x, 1.0))
+
+
+class Expm1(Op):
+    """z = e^x - 1;   dz/dx = e^x = z + 1"""
+
+    def forward(ctx, x):
+        ctx.z = ctx.backend.unary("expm1", x)
+        return ctx.z
+
+    def backward(ctx, g):
+        b = ctx.backend
+        return b.binary("mul", g, b.binary("add", ctx.z, 1.0))
+
+
+class Square(Op):
+    """z = x^2;   dz/dx = 2x"""
+
+    def forward(ctx, x):
+        ctx.x = x
+        return ctx.backend.unary("square", x)
+
+    def backward(ctx, g):
+        b = ctx.backend
+        return b.binary("mul", g, b.binary("mul", ctx.x, 2.0))
+
+
+class Reciprocal(Op):
+    """z = 1 / x;   dz/dx = -1 / x^2 = -z^2"""
+
+    def forward(ctx, x):
+        ctx.z = ctx.backend.unary("reciprocal", x)
+        return ctx.z
+
+    def backward(ctx, g):
+        b = ctx.backend
+        return b.unary("neg", b.binary("mul", g, b.binary("mul", ctx.z, ctx.z)))
 
 
 class ReLU(Op):

@@ -518,9 +518,13 @@ class Tensor:
     ) -> Tensor:
         """``fn`` on self and other (in that order, or the other way round with ``reverse``);
         ``scalar_fn``, when given, takes over if other is a Python number."""
+        given = other
         if type(other) is not float and type(other) is not Tensor:  # the common cases pass
             other = self._operand(other, name)  # (Function.apply checks the devices)
-        if scalar_fn is not None and type(other) is float:
+        if self._data.dtype.kind == "i" or (type(other) is Tensor and other.dtype.kind == "i"):
+            integer = isinstance(given, (int, np.integer))  # bool is an int
+            self, other = self._promote(other, name, integer, reverse)
+        if scalar_fn is not None and (type(other) is float or type(other) is int):
             return scalar_fn.apply(self, other)
         x, y = (other, self) if reverse else (self, other)
         try:
@@ -537,6 +541,36 @@ class Tensor:
                 f"{name}: shapes {xs} and {ys} cannot be broadcast together "
                 "(trailing dims must be equal or 1)"
             ) from None
+
+    def _promote(self, other: Any, name: str, integer: bool, reverse: bool) -> tuple:
+        """PyTorch's promotion where an operand is int64: int64 with int64 or a Python int stays
+        int64 (add, sub, mul, pow), a true division of two integers is float32, int64 with a
+        Python float is float32, and int64 with a float tensor takes that tensor's dtype."""
+        x = self
+        if isinstance(other, Tensor):
+            if x.dtype.kind == "f":
+                other = F.Cast.apply(other, x.dtype)
+            elif other.dtype.kind == "f":
+                x = F.Cast.apply(x, other.dtype)
+            elif name == "div":
+                x, other = x._floating(), other._floating()
+        elif integer and name != "div" and not (name == "pow" and reverse):
+            other = int(other)
+            if name == "pow" and other < 0:
+                raise InputError(
+                    f"pow: an int64 tensor to the negative power {other} is not an integer; "
+                    "convert the tensor to float first (t.float() ** n)"
+                )
+        else:  # a Python float (or 2 ** t, whose negative exponents need floats)
+            x = x._floating()
+        return x, other
+
+    def _floating(self) -> Tensor:
+        """This tensor, or for int64 its float32 conversion (the ops that compute in floats:
+        exp, log, sin, ... of an int64 tensor give float32, as PyTorch)."""
+        if self._data.dtype.kind == "f":
+            return self
+        return F.Cast.apply(self, np.dtype(np.float32))
 
     def _operand(self, other: Any, name: str) -> Any:
         """Python scalars stay scalars (they never change the tensor's dtype); arrays and lists
@@ -575,7 +609,7 @@ class Tensor:
     # commonest ops of a chain of small elementwise ops); _binary would pick the same op.
 
     def __add__(self, other: Any) -> Tensor:
-        if type(other) is float:
+        if type(other) is float and self._data.dtype.kind == "f":
             return F.AddScalar.apply(self, other)
         return self._binary(F.Add, other, "add", scalar_fn=F.AddScalar)
 
@@ -583,7 +617,7 @@ class Tensor:
         return self._binary(F.Add, other, "add", reverse=True, scalar_fn=F.AddScalar)
 
     def __sub__(self, other: Any) -> Tensor:
-        if type(other) is float or type(other) is int:
+        if (type(other) is float or type(other) is int) and self._data.dtype.kind == "f":
             return F.AddScalar.apply(self, -self._operand(other, "sub"))
         return self._binary(F.Sub, other, "sub")
 
@@ -591,7 +625,7 @@ class Tensor:
         return self._binary(F.Sub, other, "sub", reverse=True)
 
     def __mul__(self, other: Any) -> Tensor:
-        if type(other) is float:
+        if type(other) is float and self._data.dtype.kind == "f":
             return F.MulScalar.apply(self, other)
         return self._binary(F.Mul, other, "mul", scalar_fn=F.MulScalar)
 
@@ -748,13 +782,13 @@ class Tensor:
     # ----- unary functions -----
 
     def exp(self) -> Tensor:
-        return F.Exp.apply(self)
+        return F.Exp.apply(self._floating())
 
     def log(self) -> Tensor:
-        return F.Log.apply(self)
+        return F.Log.apply(self._floating())
 
     def sqrt(self) -> Tensor:
-        return F.Sqrt.apply(self)
+        return F.Sqrt.apply(self._floating())
 
     def abs(self) -> Tensor:
         return F.Abs.apply(self)
@@ -763,23 +797,82 @@ class Tensor:
         return F.ReLU.apply(self)
 
     def sigmoid(self) -> Tensor:
-        return F.Sigmoid.apply(self)
+        return F.Sigmoid.apply(self._floating())
 
     def tanh(self) -> Tensor:
-        return F.Tanh.apply(self)
+        return F.Tanh.apply(self._floating())
 
     def leaky_relu(self, slope: float = 0.01) -> Tensor:
         slope = _number(slope, "leaky_relu", "slope")
-        if self.dtype not in _FLOAT_DTYPES:  # int64 * 0.5 is float64, as in the other ops
-            return F.LeakyReLU.apply(F.Cast.apply(self, np.dtype(np.float64)), slope)
-        return F.LeakyReLU.apply(self, slope)
+        return F.LeakyReLU.apply(self._floating(), slope)  # int64 * 0.5 is float32, as PyTorch
 
     def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
         lo = None if lo is None else _number(lo, "clip", "lo")
         hi = None if hi is None else _number(hi, "clip", "hi")
-        if lo is not None and hi is not None and lo > hi:
-            raise InputError(f"clip: lo={lo} is greater than hi={hi}")
+        # NOTE: lo > hi gives hi everywhere (min(max(x, lo), hi)), as PyTorch's clamp.
         return F.Clip.apply(self, lo, hi)
+
+    # ----- contract v2: elementwise (PyTorch spellings) -----
+
+    def sin(self) -> Tensor:
+        return F.Sin.apply(self._floating())
+
+    def cos(self) -> Tensor:
+        return F.Cos.apply(self._floating())
+
+    def log1p(self) -> Tensor:
+        """log(1 + x), accurate for tiny x."""
+        return F.Log1p.apply(self._floating())
+
+    def expm1(self) -> Tensor:
+        """e^x - 1, accurate for tiny x."""
+        return F.Expm1.apply(self._floating())
+
+    def square(self) -> Tensor:
+        return F.Square.apply(self)  # int64 stays int64, as PyTorch
+
+    def reciprocal(self) -> Tensor:
+        return F.Reciprocal.apply(self._floating())
+
+    def sign(self) -> Tensor:
+        """-1, 0 or 1 (NaN stays NaN); its gradient is 0."""
+        return F.Sign.apply(self)
+
+    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+        """PyTorch's name for ``clip``: min(max(x, min), max); min > max gives max everywhere."""
+        return self.clip(min, max)
+
+    def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+        """clamp(x, min_val, max_val), with PyTorch's gradient: 1 strictly inside the bounds, 0
+        on them (clamp's is 1 on them)."""
+        lo, hi = _number(min_val, "hardtanh", "min_val"), _number(max_val, "hardtanh", "max_val")
+        x = self._floating()
+        inside = (x > lo) * (x < hi)
+        return where(inside, x, x.detach().clip(lo, hi))
+
+    def relu6(self) -> Tensor:
+        """min(max(x, 0), 6): hardtanh(x, 0, 6), as PyTorch."""
+        return self.hardtanh(0.0, 6.0)
+
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+        """log(1 + e^(beta x)) / beta (see ``nn.functional.softplus``)."""
+        from tinygrad_edu.nn import functional
+
+        return functional.softplus(self._floating(), beta, threshold)
+
+    def gelu(self, approximate: str = "none") -> Tensor:
+        """x Phi(x) (see ``nn.functional.gelu``)."""
+        from tinygrad_edu.nn import functional
+
+        return functional.gelu(self._floating(), approximate)
+
+    def masked_fill(self, mask: Any, value: float) -> Tensor:
+        """``value`` where ``mask`` is true (broadcast), this tensor's entries elsewhere; the
+        gradient flows to the entries kept."""
+        value = _number(value, "masked_fill", "value")
+        if isinstance(value, float) and self.dtype.kind == "i" and value.is_integer():
+            value = int(value)  # an int64 tensor filled with an integral value stays int64
+        return where(mask, value, self, op="masked_fill")
 
     # ----- reductions -----
 
@@ -1221,3 +1314,111 @@ def _normalize_index(index: Any) -> Any:
     if isinstance(index, list):
         return np.asarray(index)
     return index
+
+
+# ----- contract v2: elementwise module functions (tg.maximum, tg.minimum, tg.where) -----
+
+
+def _as_tensor_pair(a: Any, b: Any, op: str) -> tuple[Tensor, Any, bool]:
+    """(the Tensor operand, the other one, whether they were swapped): at least one must be a
+    Tensor; maximum and minimum are symmetric, so the Tensor may go first."""
+    if isinstance(a, Tensor):
+        return a, b, False
+    if isinstance(b, Tensor):
+        return b, a, True
+    raise TypeError(
+        f"{op}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}"
+    )
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """The elementwise maximum of a and b (broadcasting; NaN if either is NaN). Where they tie,
+    each gets half of the gradient, as PyTorch."""
+    t, other, _ = _as_tensor_pair(a, b, "maximum")
+    return t._binary(F.Maximum, other, "maximum")
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """The elementwise minimum of a and b (broadcasting); ties split the gradient equally."""
+    t, other, _ = _as_tensor_pair(a, b, "minimum")
+    return t._binary(F.Minimum, other, "minimum")
+
+
+def where(cond: Any, a: Any, b: Any, op: str = "where") -> Tensor:
+    """a where ``cond`` is true, b elsewhere, all three broadcast together.
+
+    ``cond`` is a bool or 0/1 Tensor or numpy array (any nonzero counts as true); ``a`` and
+    ``b`` are Tensors or numbers. The gradient flows to the chosen side only (0 elsewhere).
+    """
+    tensors = [v for v in (cond, a, b) if isinstance(v, Tensor)]
+    if not tensors:
+        raise TypeError(f"{op}: expected a Tensor among cond, a and b")
+    device = tensors[0].device
+    for v in tensors:
+        if v.device != device:
+            raise RuntimeError(
+                f"{op}: tensors are on different devices, {device!r} and {v.device!r}"
+            )
+    cond_t = _condition(cond, op, device)
+    a, b = (_where_operand(v, op, "a" if i == 0 else "b", device) for i, v in enumerate((a, b)))
+    shapes = [cond_t.shape, *(v.shape for v in (a, b) if isinstance(v, Tensor))]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        names = ", ".join(str(s) for s in shapes)
+        raise InputError(
+            f"{op}: shapes of cond, a and b ({names}) cannot be broadcast together "
+            "(trailing dims must be equal or 1)"
+        ) from None
+    a, b = _where_dtypes(a, b, op)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):  # two numbers: a constant
+        return Tensor._wrap(cond_t._backend.where(cond_t._data, a, b), device, cond_t._backend)
+    return F.Where.apply(cond_t, a, b)
+
+
+def _condition(cond: Any, op: str, device: str) -> Tensor:
+    """cond as a float32 0/1 Tensor on ``device`` (a constant: no gradient flows into it)."""
+    if isinstance(cond, Tensor):
+        # float32 0/1 on any backend (a comparison); nonzero is true, as in a Python if
+        return Tensor._wrap(cond._backend.compare("ne", cond._data, 0.0), device, cond._backend)
+    if isinstance(cond, (np.ndarray, list, tuple, bool, np.bool_)):
+        array = np.asarray(cond)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"{op}: cond must be bool or numeric, got numpy dtype {array.dtype}")
+        return Tensor((array != 0).astype(np.float32), device=device)
+    raise TypeError(f"{op}: cond must be a Tensor or a numpy array, got {type(cond).__name__}")
+
+
+def _where_operand(v: Any, op: str, name: str, device: str) -> Any:
+    if isinstance(v, Tensor):
+        return v
+    if isinstance(v, (bool, int, float, np.integer, np.floating)):
+        return v.item() if isinstance(v, np.generic) else v
+    if isinstance(v, (np.ndarray, list, tuple)):
+        array = np.asarray(v)
+        dtype = array.dtype if array.dtype in _FLOAT_DTYPES else None
+        return Tensor(array, dtype=dtype, device=device)
+    raise TypeError(f"{op}: {name} must be a Tensor or a number, got {type(v).__name__}")
+
+
+def _where_dtypes(a: Any, b: Any, op: str) -> tuple[Any, Any]:
+    """One dtype for both sides, by PyTorch's rules: two tensors meet at the wider float (int64
+    with a float tensor takes the float), a Python float with an int64 tensor gives float32."""
+    ta = a if isinstance(a, Tensor) else None
+    tb = b if isinstance(b, Tensor) else None
+    if ta is not None and tb is not None:
+        if ta.dtype == tb.dtype:
+            return a, b
+        if ta.dtype.kind == "i":
+            return F.Cast.apply(ta, tb.dtype), b
+        if tb.dtype.kind == "i":
+            return a, F.Cast.apply(tb, ta.dtype)
+        return _common_dtype([ta, tb], op)
+    t, number = (ta, b) if ta is not None else (tb, a)
+    if t is None:
+        return float(a), float(b)
+    if t.dtype.kind == "i" and isinstance(number, float):
+        t = t._floating()
+    elif t.dtype.kind == "f":
+        number = float(number)
+    return (t, number) if ta is not None else (number, t)

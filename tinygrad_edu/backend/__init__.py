@@ -38,6 +38,7 @@ KERNELS: tuple[str, ...] = (
     "binary",
     "compare",
     "activation_backward",
+    "where",
     # reductions
     "sum",
     "max",

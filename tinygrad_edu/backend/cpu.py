@@ -58,6 +58,7 @@ from tinygrad_edu.backend.reference import (  # noqa: F401  (part of the interfa
     sum_to,
     to_numpy,
     transpose,
+    where,
     zeros,
     zeros_like,
 )
@@ -124,6 +125,8 @@ _UNARY_KIND = {
     "neg": UFUNC, "sqrt": UFUNC, "abs": UFUNC, "sign": UFUNC, "relu": UFUNC, "clip": UFUNC,
     "exp": VECTOR_MATH, "log": VECTOR_MATH, "tanh": VECTOR_MATH,
     "sigmoid": FUSED_EXP, "leaky_relu": FUSED,
+    "square": UFUNC, "reciprocal": UFUNC,
+    "sin": VECTOR_MATH, "cos": VECTOR_MATH, "log1p": VECTOR_MATH, "expm1": VECTOR_MATH,
 }  # fmt: skip
 
 

@@ -290,6 +290,30 @@ def binary(op: str, x, y):
     return _elementwise(_BINARY_CODES[op], x, y, dtype, dtype)
 
 
+def where(cond, x, y):
+    """See ``reference.where``: the three operands broadcast to the result's shape (a Python
+    scalar filled in), then one thread per element."""
+    _check_operands("where", x, y)
+    if not _is_device(cond):
+        raise TypeError(f"where: expected a CUDA device array as cond, got {type(cond).__name__}")
+    shape = np.broadcast_shapes(*(v.shape for v in (cond, x, y) if _is_device(v)))
+    # as np.where: Python scalars are weak (a float32 array with 2.0 stays float32)
+    dtype = np.result_type(*(v.dtype if _is_device(v) else v for v in (x, y)))
+    out = _empty(shape, dtype)
+    if out.size == 0:
+        return out
+
+    def spread(v, v_dtype):
+        if not _is_device(v):
+            return full(shape, v, v_dtype)
+        v = v if v.dtype == v_dtype else astype(v, v_dtype)
+        return v if v.shape == shape else broadcast_to(v, shape)
+
+    c, xs, ys = spread(cond, cond.dtype), spread(x, dtype), spread(y, dtype)
+    K.where_kernel[_grid(out.size)](_flat(c), _flat(xs), _flat(ys), _flat(out))
+    return out
+
+
 def compare(op: str, x, y):
     """Broadcasting comparison as float32 0.0/1.0 (compared in the operands' common dtype)."""
     if op not in _COMPARE_CODES:

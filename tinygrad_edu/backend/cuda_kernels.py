@@ -124,6 +124,13 @@ def unary_kernel(code, x, a, b, out):
 
 
 @cuda.jit
+def where_kernel(cond, x, y, out):
+    """Same shapes: thread t writes out[i] = x[i] if cond[i] != 0 else y[i]."""
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        out[i] = x[i] if cond[i] != 0 else y[i]
+
+
+@cuda.jit
 def binary_kernel(code, x, y, out):
     """Same shapes: thread t writes out[i] = x[i] op y[i]."""
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):

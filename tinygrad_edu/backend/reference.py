@@ -83,6 +83,12 @@ UNARY_UFUNCS = {
     "abs": np.abs,
     "sign": np.sign,
     "tanh": np.tanh,
+    "sin": np.sin,
+    "cos": np.cos,
+    "log1p": np.log1p,
+    "expm1": np.expm1,
+    "square": np.square,
+    "reciprocal": np.reciprocal,
 }
 UNARY_OPS = (*UNARY_UFUNCS, "relu", "sigmoid", "leaky_relu", "clip")
 
@@ -93,7 +99,8 @@ def clip_bounds(lo: float | None, hi: float | None) -> tuple[float, float]:
 
 
 def unary(op: str, x: np.ndarray, a: float | None = 0.0, b: float | None = 0.0) -> np.ndarray:
-    """``op`` in neg exp log sqrt abs sign tanh relu sigmoid, and leaky_relu (slope ``a``) and
+    """``op`` in neg exp log sqrt abs sign tanh sin cos log1p expm1 square reciprocal relu
+    sigmoid, and leaky_relu (slope ``a``) and
     clip (bounds ``a`` and ``b``, None for no bound on that side; NaN passes through)."""
     ufunc = UNARY_UFUNCS.get(op)
     if ufunc is not None:
@@ -120,12 +127,21 @@ BINARY_UFUNCS = {
     "mul": np.multiply,
     "div": np.divide,
     "pow": np.power,
+    "maximum": np.maximum,
+    "minimum": np.minimum,
 }
 
 
 def binary(op: str, x, y) -> np.ndarray:
-    """Broadcasting ``op`` in add sub mul div pow; either side may be a Python scalar."""
+    """Broadcasting ``op`` in add sub mul div pow maximum minimum; either side may be a Python
+    scalar. maximum and minimum propagate NaN."""
     return _arr(BINARY_UFUNCS[op](x, y))
+
+
+def where(cond, x, y) -> np.ndarray:
+    """Broadcasting selection: x where ``cond`` is nonzero, else y (``cond`` a 0/1 float or bool
+    array; x and y arrays or Python scalars)."""
+    return _arr(np.where(cond != 0, x, y))
 
 
 _COMPARE = {

@@ -40,21 +40,30 @@ from tinygrad_edu.backend.jit import Kernel, jit
 # to the same libm calls.
 if numba_config.ENABLE_CUDASIM:
     exp, log, sqrt, tanh = np.exp, np.log, np.sqrt, np.tanh
+    sin, cos, log1p, expm1 = np.sin, np.cos, np.log1p, np.expm1
 else:
     exp, log, sqrt, tanh = math.exp, math.log, math.sqrt, math.tanh
+    sin, cos, log1p, expm1 = math.sin, math.cos, math.log1p, math.expm1
 
 rule = jit(inline="always")
 
 # ----- operation codes (the backends map names to these) -----
 
 NEG, EXP, LOG, SQRT, ABS, SIGN, TANH, RELU, SIGMOID, LEAKY_RELU, CLIP, IDENTITY = range(12)
+SIN, COS, LOG1P, EXPM1, SQUARE, RECIPROCAL = range(12, 18)  # contract v2's elementwise ops
 UNARY_CODES = {
     "neg": NEG, "exp": EXP, "log": LOG, "sqrt": SQRT, "abs": ABS, "sign": SIGN, "tanh": TANH,
     "relu": RELU, "sigmoid": SIGMOID, "leaky_relu": LEAKY_RELU, "clip": CLIP,
+    "sin": SIN, "cos": COS, "log1p": LOG1P, "expm1": EXPM1, "square": SQUARE,
+    "reciprocal": RECIPROCAL,
 }  # fmt: skip
 
 ADD, SUB, MUL, DIV, POW, EQ, NE, LT, LE, GT, GE, SAME = range(12)  # SAME: equal, or both NaN
-BINARY_CODES = {"add": ADD, "sub": SUB, "mul": MUL, "div": DIV, "pow": POW}
+MAXIMUM, MINIMUM = range(12, 14)
+BINARY_CODES = {
+    "add": ADD, "sub": SUB, "mul": MUL, "div": DIV, "pow": POW,
+    "maximum": MAXIMUM, "minimum": MINIMUM,
+}  # fmt: skip
 COMPARE_CODES = {"eq": EQ, "ne": NE, "lt": LT, "le": LE, "gt": GT, "ge": GE}
 
 # Which input a derivative is written with: relu, leaky_relu and clip with the saved input x,
@@ -110,12 +119,25 @@ def unary_rule(code, v, a, b):
     if code == CLIP:
         v = a if v < a else v  # NaN fails every comparison and passes through, as in numpy
         return b if v > b else v
+    if code == SIN:
+        return sin(v)
+    if code == COS:
+        return cos(v)
+    if code == LOG1P:
+        return log1p(v)  # log(1 + v), accurate for tiny v (1 + v would round to 1)
+    if code == EXPM1:
+        return expm1(v)  # e^v - 1, accurate for tiny v
+    if code == SQUARE:
+        return v * v
+    if code == RECIPROCAL:
+        return 1 / v  # 1/0 is inf (error_model="numpy")
     return v  # IDENTITY
 
 
 @rule
 def binary_rule(code, u, v):
-    """u op v; the comparisons give 1.0 or 0.0 (SAME: 1.0 when u == v or both are NaN)."""
+    """u op v; the comparisons give 1.0 or 0.0 (SAME: 1.0 when u == v or both are NaN);
+    maximum and minimum give the larger / smaller (NaN if either is NaN)."""
     if code == ADD:
         return u + v
     if code == SUB:
@@ -138,6 +160,10 @@ def binary_rule(code, u, v):
         return 1.0 if u > v else 0.0
     if code == GE:
         return 1.0 if u >= v else 0.0
+    if code == MAXIMUM:  # a NaN on either side wins, as np.maximum
+        return u if (u > v or u != u) else v
+    if code == MINIMUM:
+        return u if (u < v or u != u) else v
     return 1.0 if (u == v or (u != u and v != v)) else 0.0
 
 
