@@ -82,7 +82,9 @@ def run(out_dir: Path, tiny: bool = False) -> dict[str, float]:
     left, right = fig.subplots(1, 2)
     left.scatter(x, y, s=14, alpha=0.7, label="data")
     line = np.linspace(0, 2, 2)
-    left.plot(line, w_star * line + b_star, "r", lw=2, label=f"fit: y = {w_star:.2f} x + {b_star:.2f}")
+    left.plot(
+        line, w_star * line + b_star, "r", lw=2, label=f"fit: y = {w_star:.2f} x + {b_star:.2f}"
+    )
     left.plot(line, TRUE_W * line + TRUE_B, "k--", lw=1, label="true line")
     left.set(title="Data and the least-squares line", xlabel="x", ylabel="y")
     left.legend()

@@ -105,10 +105,11 @@ def run(out_dir: Path, tiny: bool = False) -> dict[str, float]:
     tries_2d, tries_net = (1000, 30) if tiny else (100_000, 150)
     curve_2d, best_point, minimum = random_search_2d(tries_2d)
     excess = float(curve_2d[-1] - minimum)
-    print(f"2 parameters: best of {tries_2d} random guesses at ({best_point[0]:.3f}, "
-          f"{best_point[1]:.3f}), loss {curve_2d[-1]:.5f} vs minimum {minimum:.5f} "
-          f"(excess {excess:.2e})")
-  # fmt: skip
+    print(
+        f"2 parameters: best of {tries_2d} random guesses at ({best_point[0]:.3f}, "
+        f"{best_point[1]:.3f}), loss {curve_2d[-1]:.5f} vs minimum {minimum:.5f} "
+        f"(excess {excess:.2e})"
+    )
 
     tg.manual_seed(0)
     X, y = digits_784(200 if tiny else 500)
@@ -116,26 +117,41 @@ def run(out_dir: Path, tiny: bool = False) -> dict[str, float]:
     n_params = sum(int(np.prod(p.shape)) for p in model.parameters())
     rs_curve, rs_acc = random_search_network(model, X, y, tries_net)
     gd_curve, gd_acc = gradient_descent_network(network(), X, y, tries_net)
-    print(f"{n_params} parameters: best of {tries_net} random networks: loss {rs_curve[-1]:.3f}, "
-          f"accuracy {rs_acc:.1%}; {tries_net} steps of gradient descent (Adam): loss "
-          f"{gd_curve[-1]:.3f}, training accuracy {gd_acc:.1%} (chance: loss {np.log(10):.3f}, 10%)")  # fmt: skip
+    print(
+        f"{n_params} parameters: best of {tries_net} random networks: loss {rs_curve[-1]:.3f}, "
+        f"accuracy {rs_acc:.1%}; {tries_net} steps of gradient descent (Adam): loss "
+        f"{gd_curve[-1]:.3f}, training accuracy {gd_acc:.1%} "
+        f"(chance: loss {np.log(10):.3f}, 10%)"
+    )
 
     fig = Figure(figsize=(12, 4.8), layout="constrained")
     left, right = fig.subplots(1, 2)
     n = np.arange(1, tries_2d + 1)
     left.loglog(n, curve_2d - minimum, label="best-so-far excess loss")
     left.loglog(n, (curve_2d[9] - minimum) * 10 / n, "k:", label="~ 1/N")
-    left.set(title="2 parameters (the line's w, b): random search works",
-             xlabel="number of random guesses N", ylabel="best loss - minimum loss")  # fmt: skip
+    left.set(
+        title="2 parameters (the line's w, b): random search works",
+        xlabel="number of random guesses N",
+        ylabel="best loss - minimum loss",
+    )
     left.legend()
     steps = np.arange(1, tries_net + 1)
     right.plot(steps, rs_curve, label=f"random search: best of N (accuracy {rs_acc:.0%})")
     right.plot(steps, gd_curve, label=f"gradient descent: N steps (accuracy {gd_acc:.0%})")
     right.axhline(np.log(10), color="k", ls=":", label="chance (ln 10)")
-    right.set(title=f"{n_params:,} parameters (784-15-10 network on digits)",
-              xlabel="N (guesses, or gradient steps)", ylabel="cross-entropy loss")  # fmt: skip
+    right.set(
+        title=f"{n_params:,} parameters (784-15-10 network on digits)",
+        xlabel="N (guesses, or gradient steps)",
+        ylabel="cross-entropy loss",
+    )
     right.legend()
     fig.savefig(out_dir / f"{NAME}.png", dpi=110)
-    return {"excess_2d": excess, "tries_2d": float(tries_2d), "n_params": float(n_params),
-            "random_loss": float(rs_curve[-1]), "random_accuracy": rs_acc,
-            "gd_loss": float(gd_curve[-1]), "gd_accuracy": gd_acc}  # fmt: skip
+    return {
+        "excess_2d": excess,
+        "tries_2d": float(tries_2d),
+        "n_params": float(n_params),
+        "random_loss": float(rs_curve[-1]),
+        "random_accuracy": rs_acc,
+        "gd_loss": float(gd_curve[-1]),
+        "gd_accuracy": gd_acc,
+    }

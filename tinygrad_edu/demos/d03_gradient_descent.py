@@ -89,8 +89,12 @@ def run(out_dir: Path, tiny: bool = False) -> dict[str, float]:
     fig = Figure(figsize=(12, 5), layout="constrained")
     ax_path, ax_loss = fig.subplots(1, 2)
     draw_bowl(ax_path, x, y, np.linspace(-1.5, 4.5, 120), np.linspace(-2.5, 3.5, 120))
-    colors = {"crawls": "tab:blue", "works": "tab:green", "oscillates": "tab:orange",
-              "diverges": "tab:red"}  # fmt: skip
+    colors = {
+        "crawls": "tab:blue",
+        "works": "tab:green",
+        "oscillates": "tab:orange",
+        "diverges": "tab:red",
+    }
     for label, lr in rates.items():
         path, losses = descend(
             lambda p: mse(p, xt, yt), START, lambda ps, lr=lr: tg.optim.SGD(ps, lr=lr), steps
@@ -99,11 +103,21 @@ def run(out_dir: Path, tiny: bool = False) -> dict[str, float]:
         results[f"lr_{label}"] = lr
         results[f"distance_{label}"] = dist
         results[f"final_loss_{label}"] = float(losses[-1])
-        print(f"lr {lr:.4f} ({label}): after {steps} steps at ({path[-1][0]:.4g}, "
-              f"{path[-1][1]:.4g}), distance {dist:.2e}, loss {losses[0]:.3g} -> {losses[-1]:.3g}")  # fmt: skip
+        print(
+            f"lr {lr:.4f} ({label}): after {steps} steps at ({path[-1][0]:.4g}, "
+            f"{path[-1][1]:.4g}), distance {dist:.2e}, "
+            f"loss {losses[0]:.3g} -> {losses[-1]:.3g}"
+        )
         shown = path[: 14 if label == "diverges" else None]  # it leaves the frame
-        ax_path.plot(shown[:, 0], shown[:, 1], ".-", color=colors[label], lw=1, ms=3,
-                     label=f"{label} (lr={lr:.3f})")  # fmt: skip
+        ax_path.plot(
+            shown[:, 0],
+            shown[:, 1],
+            ".-",
+            color=colors[label],
+            lw=1,
+            ms=3,
+            label=f"{label} (lr={lr:.3f})",
+        )
         ax_loss.semilogy(losses, color=colors[label], label=f"{label} (lr={lr:.3f})")
     w, b = theta_star
     print(f"closed-form minimum (w, b) = ({w:.4f}, {b:.4f})")
@@ -112,10 +126,12 @@ def run(out_dir: Path, tiny: bool = False) -> dict[str, float]:
     ax_path.plot(w, b, "r*", ms=14, label="least-squares minimum")
     ax_path.set(xlim=(-1.5, 4.5), ylim=(-2.5, 3.5), title="Paths of gradient descent on J(w, b)")
     ax_path.legend(loc="upper right", fontsize=8)
-    ax_loss.axhline(float(mse(tg.Tensor(theta_star), xt, yt).item()), color="k", ls=":",
-                    label="minimum loss")  # fmt: skip
-    ax_loss.set(xlabel="step", ylabel="MSE J (log scale)", title="Loss against step",
-                ylim=(0.1, 1e3))  # fmt: skip
+    ax_loss.axhline(
+        float(mse(tg.Tensor(theta_star), xt, yt).item()), color="k", ls=":", label="minimum loss"
+    )
+    ax_loss.set(
+        xlabel="step", ylabel="MSE J (log scale)", title="Loss against step", ylim=(0.1, 1e3)
+    )
     ax_loss.legend(fontsize=8)
     fig.savefig(out_dir / f"{NAME}.png", dpi=110)
     return results

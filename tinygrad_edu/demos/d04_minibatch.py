@@ -89,14 +89,23 @@ def run(out_dir: Path, tiny: bool = False) -> dict[str, float]:
         results[f"loss_{key}"] = float(record[-1, 2])
         results[f"seconds_{key}"] = float(record[-1, 1])
         results[f"steps_{key}"] = float(steps)
-        print(f"{name:<15} lr {lr}: {steps} steps over {epochs * n} examples, {record[-1, 1]:.2f} s, "
-              f"loss {record[0, 2]:.3f} -> {record[-1, 2]:.3f}")  # fmt: skip
+        print(
+            f"{name:<15} lr {lr}: {steps} steps over {epochs * n} examples, "
+            f"{record[-1, 1]:.2f} s, "
+            f"loss {record[0, 2]:.3f} -> {record[-1, 2]:.3f}"
+        )
         ax_seen.plot(record[:, 0], record[:, 2], ".-", label=f"{name}, lr={lr}")
         ax_time.semilogx(record[1:, 1], record[1:, 2], ".-", label=f"{name}, lr={lr}")
-    ax_seen.set(title="Loss against examples seen", xlabel="training examples seen",
-                ylabel="cross-entropy on all training data")  # fmt: skip
-    ax_time.set(title="Loss against wall time", xlabel="seconds of training (log scale)",
-                ylabel="cross-entropy on all training data")  # fmt: skip
+    ax_seen.set(
+        title="Loss against examples seen",
+        xlabel="training examples seen",
+        ylabel="cross-entropy on all training data",
+    )
+    ax_time.set(
+        title="Loss against wall time",
+        xlabel="seconds of training (log scale)",
+        ylabel="cross-entropy on all training data",
+    )
     for ax in (ax_seen, ax_time):
         ax.legend()
     fig.savefig(out_dir / f"{NAME}.png", dpi=110)

@@ -61,8 +61,14 @@ def draw_contours(ax, f, box: tuple[float, float, float, float]) -> None:
     x0, x1, y0, y1 = box
     X, Y = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
     Z = f(np.stack([X, Y]))
-    ax.contour(X, Y, Z, levels=np.geomspace(max(Z.min(), 1e-3), Z.max(), 20), cmap="viridis",
-               linewidths=0.7)  # fmt: skip
+    ax.contour(
+        X,
+        Y,
+        Z,
+        levels=np.geomspace(max(Z.min(), 1e-3), Z.max(), 20),
+        cmap="viridis",
+        linewidths=0.7,
+    )
     ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="w1", ylabel="w2")
 
 
@@ -78,14 +84,18 @@ def run(out_dir: Path, tiny: bool = False) -> dict[str, float]:
         ax_path, ax_loss = axes[row]
         draw_contours(ax_path, f, box)
         for method, options in METHODS.items():
-            path, losses = descend(f, start, lambda ps, o=options: tg.optim.SGD(ps, lr=lr, **o),
-                                   steps[problem])  # fmt: skip
+            path, losses = descend(
+                f, start, lambda ps, o=options, lr=lr: tg.optim.SGD(ps, lr=lr, **o), steps[problem]
+            )
             dist = float(np.linalg.norm(path[-1] - np.array(minimum)))
             key = f"{problem.split()[-1].lower()}_{method.split()[0].lower()}"
             results[f"distance_{key}"] = dist
             results[f"loss_{key}"] = float(losses[-1])
-            print(f"{problem}, {method}, lr {lr}: after {steps[problem]} steps at "
-                  f"({path[-1][0]:.4f}, {path[-1][1]:.4f}), distance to minimum {dist:.2e}")  # fmt: skip
+            print(
+                f"{problem}, {method}, lr {lr}: after {steps[problem]} steps at "
+                f"({path[-1][0]:.4f}, {path[-1][1]:.4f}), "
+                f"distance to minimum {dist:.2e}"
+            )
             ax_path.plot(path[:, 0], path[:, 1], ".-", lw=1, ms=2, label=method)
             ax_loss.semilogy(np.maximum(losses, 1e-16), label=method)
         ax_path.plot(*start, "ko", ms=7, label="start")

@@ -39,8 +39,11 @@ TITLE = "SGD, momentum, Nesterov, AdaGrad, AdaDelta, RMSprop, Adam, AdamW: paths
 OPTIMIZERS = {
     "SGD": (tg.optim.SGD, dict(lr=0.03), dict(lr=1e-3)),
     "momentum": (tg.optim.SGD, dict(lr=0.03, momentum=0.9), dict(lr=1e-3, momentum=0.9)),
-    "Nesterov": (tg.optim.SGD, dict(lr=0.03, momentum=0.9, nesterov=True),
-                 dict(lr=1e-3, momentum=0.9, nesterov=True)),  # fmt: skip
+    "Nesterov": (
+        tg.optim.SGD,
+        dict(lr=0.03, momentum=0.9, nesterov=True),
+        dict(lr=1e-3, momentum=0.9, nesterov=True),
+    ),
     "AdaGrad": (tg.optim.Adagrad, dict(lr=1.0), dict(lr=0.5)),
     "AdaDelta": (tg.optim.Adadelta, dict(lr=10.0), dict(lr=10.0)),
     "RMSprop": (tg.optim.RMSprop, dict(lr=0.1), dict(lr=0.01)),
@@ -68,8 +71,10 @@ def run(out_dir: Path, tiny: bool = False) -> dict[str, float]:
             key = f"{problem.split()[-1].lower()}_{name.lower()}"
             results[f"distance_{key}"] = dist
             results[f"loss_{key}"] = float(losses[-1])
-            print(f"{problem:>14}, {name:<8} {opts}: after {steps[problem]} steps loss "
-                  f"{losses[-1]:.2e}, distance to minimum {dist:.2e}")  # fmt: skip
+            print(
+                f"{problem:>14}, {name:<8} {opts}: after {steps[problem]} steps loss "
+                f"{losses[-1]:.2e}, distance to minimum {dist:.2e}"
+            )
             ax_path.plot(path[:, 0], path[:, 1], "-", lw=1.2, color=colors[name], label=name)
             ax_loss.semilogy(np.maximum(losses, 1e-16), color=colors[name], label=name)
         ax_path.plot(*start, "ko", ms=7)
