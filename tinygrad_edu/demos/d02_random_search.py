@@ -102,7 +102,7 @@ def run(out_dir: Path, tiny: bool = False) -> dict[str, float]:
     """Random search in 2 and in 11,935 dimensions, against gradient descent in the latter."""
     from matplotlib.figure import Figure
 
-    tries_2d, tries_net = (1000, 30) if tiny else (100_000, 150)
+    tries_2d, tries_net = (1000, 20) if tiny else (20_000, 100)
     curve_2d, best_point, minimum = random_search_2d(tries_2d)
     excess = float(curve_2d[-1] - minimum)
     print(
@@ -112,7 +112,7 @@ def run(out_dir: Path, tiny: bool = False) -> dict[str, float]:
     )
 
     tg.manual_seed(0)
-    X, y = digits_784(200 if tiny else 500)
+    X, y = digits_784(60 if tiny else 250)
     model = network()
     n_params = sum(int(np.prod(p.shape)) for p in model.parameters())
     rs_curve, rs_acc = random_search_network(model, X, y, tries_net)
