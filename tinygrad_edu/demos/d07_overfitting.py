@@ -97,18 +97,18 @@ def draw(curves: dict, stop: int, hidden: int, n_train: int, path: Path) -> None
     axes[0].set_ylabel("cross-entropy (log scale)")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"Overfitting: a 64-{hidden}-{hidden}-10 network trained on {n_train} digits, "
-                 "evaluated on 500 held-out ones")  # fmt: skip
+                 "evaluated on 300 held-out ones")  # fmt: skip
     fig.savefig(path, dpi=90)
 
 
 def run(out_dir: Path, tiny: bool = False) -> dict[str, float]:
-    n_train, epochs, hidden = (40, 40, 64) if tiny else (100, 100, 96)
-    data = split_digits(n_train, 500)
+    n_train, epochs, hidden = (40, 40, 64) if tiny else (100, 150, 96)
+    data = split_digits(n_train, 300)
     start = time.perf_counter()
     curves = {v: train(v, data, epochs, hidden) for v in VARIANTS}
     plain_val = curves["plain"][1]
     stop = int(np.argmin(plain_val)) + 1
-    print(f"{n_train} training digits, 500 validation, 64-{hidden}-{hidden}-10, {epochs} epochs")
+    print(f"{n_train} training digits, 300 validation, 64-{hidden}-{hidden}-10, {epochs} epochs")
     results: dict[str, float] = {}
     for v, (tr, va) in curves.items():
         key = v.replace(" ", "_")
