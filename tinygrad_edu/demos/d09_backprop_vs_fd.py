@@ -97,7 +97,7 @@ def draw(rows: list[dict], path: Path) -> None:
     ax.set_xlabel("number of parameters P (network d-15-10, log scale)")
     ax.set_ylabel("seconds for one full gradient (log scale)")
     ax.set_title("Backprop vs finite differences: cost of one gradient")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="center right")
     ax.grid(alpha=0.3, which="both")
     fig.savefig(path, dpi=90)
 

@@ -98,9 +98,9 @@ def draw(results: dict[str, float], n: int, note: str, path: Path) -> None:
     names = list(results)
     bars = ax.barh(names, [results[k] for k in names], color="tab:blue")
     ax.bar_label(bars, fmt="%.2f", padding=3)
-    ax.set_xlim(right=max(results.values()) * 3)
     ax.invert_yaxis()
     ax.set_xscale("log")
+    ax.set_xlim(min(results.values()) / 2, max(results.values()) * 3)
     ax.set_xlabel("GFLOP/s (log scale; higher is faster)")
     ax.set_title(f"C = A B for {n}x{n} float32 matrices on {numba.config.NUMBA_NUM_THREADS} "
                  "CPU threads")  # fmt: skip
