@@ -96,11 +96,14 @@ def draw(results: dict[str, float], n: int, note: str, path: Path) -> None:
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
     names = list(results)
-    bars = ax.barh(names, [results[k] for k in names], color="tab:blue")
-    ax.bar_label(bars, fmt="%.2f", padding=3)
+    # On a log axis a bar must start at a positive value, left of the slowest result.
+    floor = min(results.values()) / 2
+    values = [results[k] for k in names]
+    bars = ax.barh(names, [v - floor for v in values], left=floor, color="tab:blue")
+    ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], padding=3)
     ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.set_xlim(min(results.values()) / 2, max(results.values()) * 3)
+    ax.set_xlim(floor, max(results.values()) * 3)
     ax.set_xlabel("GFLOP/s (log scale; higher is faster)")
     ax.set_title(f"C = A B for {n}x{n} float32 matrices on {numba.config.NUMBA_NUM_THREADS} "
                  "CPU threads")  # fmt: skip
