@@ -46,7 +46,15 @@ from tinygrad_edu.nn.loss import (
 )
 from tinygrad_edu.nn.module import IncompatibleKeys, Module, Parameter, StateDictError
 
+# image layers (NCHW)
+from tinygrad_edu.nn.conv import AvgPool2d, Conv2d, MaxPool2d  # noqa: E402
+
 __all__ = [
+    # image layers
+    "AvgPool2d",
+    "Conv2d",
+    "MaxPool2d",
+    # the rest
     "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
