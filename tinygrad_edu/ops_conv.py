@@ -57,9 +57,7 @@ def _image_kernels(backend: Any, op: str) -> ModuleType:
 
 def _check_image(x_shape: tuple, layer: str, what: str = "input") -> None:
     if len(x_shape) != 4:
-        raise InputError(
-            f"{layer}: expected a 4-d {what} (N, C, H, W), got shape {tuple(x_shape)}"
-        )
+        raise InputError(f"{layer}: expected a 4-d {what} (N, C, H, W), got shape {tuple(x_shape)}")
 
 
 def check_conv2d(

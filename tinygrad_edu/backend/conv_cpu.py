@@ -126,7 +126,11 @@ def max_pool2d_forward(
 
 
 def max_pool2d_backward(
-    g: np.ndarray, arg: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair,
+    g: np.ndarray,
+    arg: np.ndarray,
+    x_shape: tuple[int, ...],
+    kernel: Pair,
+    stride: Pair,
     padding: Pair,
 ) -> np.ndarray:
     """dx: each window's gradient goes to the input entry that was its maximum."""
