@@ -149,6 +149,14 @@ def build_items(torch_ok: bool) -> list[Item]:
         matmuls["torch"] = torch_matmul
     items.append(Item("matmul_fwd_bwd", matmuls))
     items.append(Item("matmul_numpy_single", {"numpy": lambda: a_np @ b_np}))
+
+    # ----- issue 11: the image workloads (conv_workloads.py) -----
+    from . import conv_workloads as cw
+
+    convs, cnn_steps = {"tinygrad_edu": cw.conv_tg()}, {"tinygrad_edu": cw.cnn_step_tg()}
+    if torch_ok:
+        convs["torch"], cnn_steps["torch"] = cw.conv_torch(), cw.cnn_step_torch()
+    items += [Item("conv_fwd_bwd", convs), Item("cnn_step", cnn_steps)]
     return items
 
 
@@ -302,6 +310,19 @@ def build_report(items: list[Item], startup: dict[str, Any] | None, torch_ok: bo
     single = 2 * n**3 / by_key["matmul_numpy_single"].median("numpy") / 1e9
     rows.append(_row(f"matmul {n}: numpy A @ B alone", "GFLOP/s", {"numpy": single},
                      lower_is_better=False))  # fmt: skip
+    # ----- issue 11: the image workloads -----
+    from . import conv_workloads as cw
+
+    rows.append(
+        _row(
+            f"conv 1->16->32 3x3 on {cw.CONV_SIZE}x{cw.CONV_SIZE}, batch "
+            f"{cw.CONV_BATCH}: forward + backward",
+            "ms",
+            med("conv_fwd_bwd", 1e3),
+        )
+    )
+    rows.append(_row(f"CNN (train --model cnn), batch {cw.CNN_BATCH}: SGD(momentum) step", "ms",
+                     med("cnn_step", 1e3)))  # fmt: skip
     if startup:
         warm = {c: startup[f"{c} warm"] for c in CONTENDERS if f"{c} warm" in startup}
         cold = {"tinygrad_edu": startup["tinygrad_edu cold"]}
@@ -399,7 +420,12 @@ def build_report(items: list[Item], startup: dict[str, Any] | None, torch_ok: bo
         targets_5 += [target("start-up, warm cache, as installed (numpy + numba)", "< 0.5 s",
                              None, bool, str),
                       target("start-up, cold cache", "< 10 s", None, bool, str)]  # fmt: skip
-    return rows, {"issue 9": targets_9, "issue 5": targets_5}
+    cnn = med("cnn_step")
+    targets_11 = [
+        target("CNN training step vs PyTorch", "<= 1.0x",
+               _div(cnn["tinygrad_edu"], cnn.get("torch")), lambda r: r <= 1.0, times),
+    ]  # fmt: skip
+    return rows, {"issue 9": targets_9, "issue 5": targets_5, "issue 11": targets_11}
 
 
 def _div(a: float | None, b: float | None) -> float | None:

@@ -201,7 +201,7 @@ def test_compare_runs_and_writes_json(bench, tmp_path, capsys):
     printed = capsys.readouterr().out
     report = json.loads(out.read_text())
     assert {"machine", "rows", "targets"} <= set(report)
-    assert set(report["targets"]) == {"issue 9", "issue 5"}
+    assert set(report["targets"]) == {"issue 9", "issue 5", "issue 11"}
     assert len(report["targets"]["issue 9"]) == 5  # the five rows of issue 9
     for target in (t for group in report["targets"].values() for t in group):
         assert target["status"] in ("met", "missed", "n/a")

@@ -71,6 +71,33 @@ def build_model(
     return nn.Sequential(*layers)
 
 
+# ----- the convolutional network (train --model cnn) -----
+
+
+def build_cnn(side: int, classes: int, dtype: Any = None) -> Any:
+    """A small CNN on (N, 1, side, side) images: Conv(1->16, 3x3, pad 1) - ReLU -
+    Conv(16->32, 3x3, pad 1) - ReLU - MaxPool 2 - Flatten - Linear(32 (side/2)^2 -> classes)."""
+    from tinygrad_edu import nn
+
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1, dtype=dtype),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1, dtype=dtype),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * (side // 2) ** 2, classes, dtype=dtype),
+    )
+
+
+def as_images(X: np.ndarray) -> tuple[np.ndarray, int]:
+    """Flat square images (N, side^2) as (N, 1, side, side) for the CNN; returns (images, side)."""
+    side = int(round(X.shape[1] ** 0.5))
+    if side * side != X.shape[1]:
+        raise ValueError(f"train --model cnn: {X.shape[1]} features are not a square image")
+    return X.reshape(len(X), 1, side, side), side
+
+
 def build_optimizer(name: str, params: list, lr: float | None = None) -> Any:
     """An optimizer by its CLI name; ``lr=None`` takes DEFAULT_LR[name]."""
     from tinygrad_edu import optim
@@ -151,6 +178,13 @@ def make_parser() -> argparse.ArgumentParser:
         description="Train an MLP (default: the chapter's inputs-15-10 with a sigmoid hidden "
         "layer) on the bundled 8x8 digits with SGD + momentum, report the test accuracy, and "
         "save the weights (.npz) and learning curves (.png).",
+    )
+    train.add_argument(
+        "--model",
+        choices=("mlp", "cnn"),
+        default="mlp",
+        help="mlp (default; --hidden, --activation) or cnn (a small convolutional network: "
+        "conv 16 - conv 32 - max pool - linear, on the digits as 1x8x8 images)",
     )
     train.add_argument(
         "--hidden",
@@ -337,9 +371,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     tg.manual_seed(args.seed)
     name, (X_tr, y_tr), (X_va, y_va), (X_te, y_te) = load_dataset(args.mnist, args.seed)
     classes = 10  # both datasets are the digits 0..9
-    model = build_model(
-        X_tr.shape[1], args.hidden, classes, args.activation, args.dropout, args.noise
-    ).to(args.device)
+    if getattr(args, "model", "mlp") == "cnn":  # --model cnn: the digits as 1 x 8 x 8 images
+        (X_tr, side), (X_va, _), (X_te, _) = as_images(X_tr), as_images(X_va), as_images(X_te)
+        model = build_cnn(side, classes).to(args.device)
+    else:
+        model = build_model(
+            X_tr.shape[1], args.hidden, classes, args.activation, args.dropout, args.noise
+        ).to(args.device)
     lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
     optimizer = build_optimizer(args.optimizer, model.parameters(), lr)
     train_loader = data.DataLoader(X_tr, y_tr, batch_size=args.batch_size, seed=args.seed)
@@ -405,7 +443,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     model_path = tg.save(model.state_dict(), out / "model.npz")
     config = {
         "dataset": name,
-        "inputs": int(X_tr.shape[1]),
+        "inputs": int(np.prod(X_tr.shape[1:])),
+        "model": getattr(args, "model", "mlp"),
         "hidden": list(args.hidden),
         "classes": classes,
         "activation": args.activation,

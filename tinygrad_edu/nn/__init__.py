@@ -15,6 +15,9 @@ modules (``nn.CrossEntropyLoss()(logits, y)``, in ``loss.py``), ``nn.init`` (ini
 """
 
 from tinygrad_edu.nn import functional, init, utils
+
+# image layers (NCHW)
+from tinygrad_edu.nn.conv import AvgPool2d, Conv2d, MaxPool2d
 from tinygrad_edu.nn.layers import (
     ELU,
     GELU,
@@ -47,6 +50,11 @@ from tinygrad_edu.nn.loss import (
 from tinygrad_edu.nn.module import IncompatibleKeys, Module, Parameter, StateDictError
 
 __all__ = [
+    # image layers
+    "AvgPool2d",
+    "Conv2d",
+    "MaxPool2d",
+    # the rest
     "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",

@@ -21,6 +21,9 @@ from tinygrad_edu.tensor import Tensor
 __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "avg_pool2d",
+    "conv2d",
+    "max_pool2d",
     "cross_entropy",
     "dropout",
     "elu",
@@ -636,3 +639,75 @@ def l1_penalty(params: Any, lam: float) -> Tensor:
         return Tensor(0.0)
     total = sum((p.abs().sum() for p in params[1:]), params[0].abs().sum())
     return total * lam
+
+
+# ----- image layers (NCHW): convolution and pooling, ops in ops_conv.py -----
+
+
+def _image_input(x: Any, layer: str) -> Tensor:
+    return _check_input(x, layer)  # a float Tensor; the 4-d shape is checked in ops_conv
+
+
+def conv2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+) -> Tensor:
+    """2-d cross-correlation, as ``torch.nn.functional.conv2d`` (dilation 1, groups 1):
+    input (N, C, H, W), weight (O, C, kh, kw), bias (O,) -> (N, O, OH, OW) with
+    OH = floor((H + 2 padding - kh) / stride) + 1."""
+    from tinygrad_edu import ops_conv
+
+    x = _image_input(input, "conv2d")
+    w = _check_input(weight, "conv2d")
+    s, p = ops_conv.pair(stride, "stride", "conv2d"), ops_conv.pair(padding, "padding", "conv2d")
+    ops_conv.check_conv2d(x.shape, w.shape, None if bias is None else bias.shape, s, p)
+    if w.dtype != x.dtype or (bias is not None and bias.dtype != x.dtype):
+        raise InputError(
+            f"conv2d: input ({x.dtype}), weight ({w.dtype})"
+            + ("" if bias is None else f" and bias ({bias.dtype})")
+            + " must have the same dtype"
+        )
+    return ops_conv.Conv2d.apply(x, w, bias, s, p)
+
+
+def _pool_args(layer: str, kernel_size: Any, stride: Any, padding: Any) -> tuple:
+    from tinygrad_edu import ops_conv
+
+    k = ops_conv.pair(kernel_size, "kernel_size", layer)
+    s = k if stride is None else ops_conv.pair(stride, "stride", layer)
+    return k, s, ops_conv.pair(padding, "padding", layer)
+
+
+def max_pool2d(
+    input: Tensor,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: int | tuple[int, int] = 0,
+) -> Tensor:
+    """The maximum over each kernel_size window (stride defaults to kernel_size; padding is
+    -inf), as ``torch.nn.functional.max_pool2d``; (N, C, H, W) -> (N, C, OH, OW)."""
+    from tinygrad_edu import ops_conv
+
+    x = _image_input(input, "max_pool2d")
+    k, s, p = _pool_args("max_pool2d", kernel_size, stride, padding)
+    ops_conv.check_pool2d("max_pool2d", x.shape, k, s, p)
+    return ops_conv.MaxPool2d.apply(x, k, s, p)
+
+
+def avg_pool2d(
+    input: Tensor,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    padding: int | tuple[int, int] = 0,
+) -> Tensor:
+    """The mean over each kernel_size window (zero padding counted, PyTorch's default
+    count_include_pad=True), as ``torch.nn.functional.avg_pool2d``."""
+    from tinygrad_edu import ops_conv
+
+    x = _image_input(input, "avg_pool2d")
+    k, s, p = _pool_args("avg_pool2d", kernel_size, stride, padding)
+    ops_conv.check_pool2d("avg_pool2d", x.shape, k, s, p)
+    return ops_conv.AvgPool2d.apply(x, k, s, p)
