@@ -46,7 +46,15 @@ from tinygrad_edu.nn.loss import (
 )
 from tinygrad_edu.nn.module import IncompatibleKeys, Module, Parameter, StateDictError
 
+# ----- normalization and embedding layers -----
+from tinygrad_edu.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from tinygrad_edu.nn.sparse import Embedding
+
 __all__ = [
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Embedding",
+    "LayerNorm",
     "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
