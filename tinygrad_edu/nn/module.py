@@ -122,7 +122,8 @@ class Module:
         if not isinstance(name, str) or not name or "." in name:
             raise KeyError(f"{who}: the name must be a non-empty string without '.', got {name!r}")
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"{who}: {name!r} must be a Tensor or None, got {type(tensor).__name__}")
+            got = type(tensor).__name__
+            raise TypeError(f"{who}: {name!r} must be a Tensor or None, got {got}")
         if name in self._registries()[0] or name in self._registries()[1]:
             raise KeyError(f"{who}: {name!r} is already a parameter or a child module")
         object.__setattr__(self, name, tensor)

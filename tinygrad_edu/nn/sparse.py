@@ -38,7 +38,9 @@ class Embedding(Module):
         self.embedding_dim = _positive_int(embedding_dim, "embedding_dim", "Embedding")
         if padding_idx is not None:
             if not isinstance(padding_idx, (int, np.integer)) or isinstance(padding_idx, bool):
-                raise TypeError(f"Embedding: padding_idx must be an int or None, got {padding_idx!r}")
+                raise TypeError(
+                    f"Embedding: padding_idx must be an int or None, got {padding_idx!r}"
+                )
             if not -self.num_embeddings <= padding_idx < self.num_embeddings:
                 raise IndexError(
                     f"Embedding: padding_idx {padding_idx} is out of range for "
