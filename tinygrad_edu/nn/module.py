@@ -270,13 +270,23 @@ class Module:
     # ----- saving and restoring -----
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """``{dotted name: numpy copy}`` of every parameter, then every persistent buffer (as
-        PyTorch's order within a module); later training does not change it."""
+        """``{dotted name: numpy copy}`` of every parameter and persistent buffer (module by
+        module, parameters first, as PyTorch); later training does not change it."""
         return {name: np.array(t.numpy(), copy=True) for name, t in self._saved_tensors().items()}
 
     def _saved_tensors(self) -> dict[str, Tensor]:
-        own = dict(self.named_parameters())
-        own.update(self.named_buffers(_persistent_only=True))
+        """Module by module, its parameters then its persistent buffers (PyTorch's key order)."""
+        own: dict[str, Tensor] = {}
+        seen: set[int] = set()
+        for module_name, module in self.named_modules():
+            skip = module.__dict__.get("_non_persistent", set())
+            names = list(module._registries()[0])
+            names += [n for n in module._buffer_registry() if n not in skip]
+            for name in names:
+                t = module.__dict__[name]
+                if t is not None and id(t) not in seen:
+                    seen.add(id(t))
+                    own[f"{module_name}.{name}" if module_name else name] = t
         return own
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:
