@@ -7,9 +7,12 @@ Each layer standardises its input and then scales and shifts it with learned par
 BatchNorm takes mean and var per channel over the batch (and the length / spatial axes);
 LayerNorm takes them per sample over the last dims. The forward is composed of Tensor ops
 (``functional.batch_norm`` / ``layer_norm``), so the gradient comes from their backward rules;
-no layer here writes a derivative. (Measured: composition costs a few small ops per call, close
-enough to a fused kernel at these sizes that one is not worth its extra code; see the report in
-docs/pytorch.md.)
+no layer here writes a derivative.
+
+NOTE (measured, 2 shared CPU cores): BatchNorm2d forward+backward on (32, 16, 16, 16) float32
+takes about 10.6 ms composed, 3.6 ms for the same maths hand-fused in numpy, 1.4 ms in PyTorch
+(one thread). A fused op (``ops.BatchNorm``, its backward the closed form
+dx = inv_std * (g - mean(g) - x_hat * mean(g * x_hat))) would win about 3x; it is not written yet.
 """
 
 from __future__ import annotations
