@@ -49,11 +49,20 @@ from tinygrad_edu.nn.loss import (
 )
 from tinygrad_edu.nn.module import IncompatibleKeys, Module, Parameter, StateDictError
 
+# ----- normalization and embedding layers -----
+from tinygrad_edu.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from tinygrad_edu.nn.sparse import Embedding
+
 __all__ = [
     # image layers
     "AvgPool2d",
     "Conv2d",
     "MaxPool2d",
+    # normalization and embedding layers
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Embedding",
+    "LayerNorm",
     # the rest
     "BCELoss",
     "BCEWithLogitsLoss",

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_edu import ops
-from tinygrad_edu.autograd import Op
+from tinygrad_edu.autograd import Op, no_grad
 from tinygrad_edu.errors import InputError
 from tinygrad_edu.tensor import Tensor
 
@@ -22,7 +22,10 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "avg_pool2d",
+    "batch_norm",
     "conv2d",
+    "embedding",
+    "layer_norm",
     "max_pool2d",
     "cross_entropy",
     "dropout",
@@ -711,3 +714,136 @@ def avg_pool2d(
     k, s, p = _pool_args("avg_pool2d", kernel_size, stride, padding)
     ops_conv.check_pool2d("avg_pool2d", x.shape, k, s, p)
     return ops_conv.AvgPool2d.apply(x, k, s, p)
+
+
+# ----- normalization and embedding (the functions behind nn.BatchNorm*, LayerNorm, Embedding) -----
+# Composed of Tensor ops (mean, sub, mul, sqrt, div, indexing): their backward rules give the
+# gradient, so none is written here.
+
+
+def batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """y = (x - mean) / sqrt(var + eps) * weight + bias per channel (axis 1) of x (N, C, ...).
+
+    ``training=True``: mean and the biased var of the batch over every axis but 1; when running
+    statistics are given they are updated in place (outside the graph), with the unbiased var:
+    ``running <- (1 - momentum) * running + momentum * batch``. ``training=False``: the running
+    statistics are used (both must be given).
+    """
+    x = _check_input(input, "batch_norm")
+    if x.ndim < 2:
+        raise InputError(f"batch_norm: expected an input (N, C, ...) of >= 2 dims, got {x.shape}")
+    c = x.shape[1]
+    stat_shape = (1, c) + (1,) * (x.ndim - 2)
+    for what, t in (("running_mean", running_mean), ("running_var", running_var)):
+        if t is not None and (not isinstance(t, Tensor) or t.shape != (c,)):
+            got = t.shape if isinstance(t, Tensor) else type(t).__name__
+            raise InputError(f"batch_norm: {what} must be a Tensor of shape ({c},), got {got}")
+    for what, t in (("weight", weight), ("bias", bias)):
+        if t is not None and (not isinstance(t, Tensor) or t.shape != (c,)):
+            got = t.shape if isinstance(t, Tensor) else type(t).__name__
+            raise InputError(f"batch_norm: {what} must be a Tensor of shape ({c},), got {got}")
+    if training:
+        axes = (0,) + tuple(range(2, x.ndim))
+        n = x.size // c if c else 0
+        if n <= 1:
+            raise InputError(
+                f"batch_norm: expected more than 1 value per channel when training, got input "
+                f"of shape {x.shape}"
+            )
+        mean = x.mean(axes, keepdims=True)
+        centred = x - mean
+        var = (centred * centred).mean(axes, keepdims=True)
+        if running_mean is not None or running_var is not None:
+            with no_grad():  # state, not part of the graph (PyTorch updates it in place too)
+                if running_mean is not None:
+                    running_mean.mul_(1.0 - momentum)
+                    running_mean.add_(mean.detach().reshape(c) * momentum)
+                if running_var is not None:
+                    running_var.mul_(1.0 - momentum)
+                    running_var.add_(var.detach().reshape(c) * (momentum * n / (n - 1)))
+        y = centred / (var + eps).sqrt()
+    else:
+        if running_mean is None or running_var is None:
+            raise InputError(
+                "batch_norm: training=False needs running_mean and running_var (got None)"
+            )
+        y = (x - running_mean.reshape(stat_shape)) / (running_var.reshape(stat_shape) + eps).sqrt()
+    if weight is not None:
+        y = y * weight.reshape(stat_shape)
+    if bias is not None:
+        y = y + bias.reshape(stat_shape)
+    return y
+
+
+def layer_norm(
+    input: Tensor,
+    normalized_shape: Any,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+    _who: str = "layer_norm",
+) -> Tensor:
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, mean and biased var per sample over the
+    last ``len(normalized_shape)`` dims of x, which must equal ``normalized_shape``."""
+    x = _check_input(input, _who)
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(shape)
+    if k == 0 or x.ndim < k or x.shape[x.ndim - k :] != shape:
+        raise InputError(
+            f"{_who}: input of shape {x.shape} does not end in normalized_shape {shape}; "
+            f"expected (*, {', '.join(map(str, shape))})"
+        )
+    for what, t in (("weight", weight), ("bias", bias)):
+        if t is not None and (not isinstance(t, Tensor) or t.shape != shape):
+            got = t.shape if isinstance(t, Tensor) else type(t).__name__
+            raise InputError(f"{_who}: {what} must be a Tensor of shape {shape}, got {got}")
+    axes = tuple(range(x.ndim - k, x.ndim))
+    centred = x - x.mean(axes, keepdims=True)
+    var = (centred * centred).mean(axes, keepdims=True)
+    y = centred / (var + eps).sqrt()
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def embedding(
+    input: Any, weight: Tensor, padding_idx: int | None = None, _who: str = "embedding"
+) -> Tensor:
+    """``weight[input]``: the rows of ``weight`` (num_embeddings, dim) picked by the int ids in
+    ``input`` (any shape S; the result has shape S + (dim,)). The gradient of each occurrence is
+    added into its row. The row ``padding_idx`` gets no gradient (its value is still read)."""
+    if not isinstance(weight, Tensor) or weight.ndim != 2:
+        got = weight.shape if isinstance(weight, Tensor) else type(weight).__name__
+        raise InputError(f"{_who}: weight must be a 2-D Tensor (num_embeddings, dim), got {got}")
+    ids = input.numpy() if isinstance(input, Tensor) else np.asarray(input)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"{_who}: expected integer ids (int64), got dtype {ids.dtype}")
+    num = weight.shape[0]
+    if ids.size and (ids.min() < 0 or ids.max() >= num):
+        bad = ids.min() if ids.min() < 0 else ids.max()
+        raise IndexError(
+            f"{_who}: id {int(bad)} is out of range for num_embeddings={num} "
+            f"(ids must be in [0, {num - 1}]; input shape {ids.shape})"
+        )
+    ids = ids.astype(np.int64, copy=False)
+    out = weight[ids]
+    if padding_idx is not None and weight.requires_grad:
+        # NOTE: the padding row is read from a detached copy of the table, so its value is used
+        # but no gradient reaches it; everywhere else the rows come from the table itself.
+        pad = padding_idx % num
+        is_pad = (ids == pad)[..., None].astype(weight.dtype)
+        if is_pad.any():
+            mask = Tensor(is_pad, dtype=weight.dtype, device=weight.device)
+            out = out * (1.0 - mask) + weight.detach()[ids] * mask
+    return out

@@ -20,6 +20,11 @@ What registers: a ``Module``; a ``Parameter``, or any ``Tensor`` with ``requires
 parameter; it stays one if its ``requires_grad`` is later switched off to freeze it); a list or
 tuple of Modules (children named ``"layers.0"``, ``"layers.1"``, ...). Anything else is a plain
 attribute.
+
+Buffers are state that is not trained but is saved: BatchNorm's running statistics.
+``self.register_buffer("running_mean", tg.Tensor.zeros(3))`` registers one; assigning a Tensor
+(or None) to that name later keeps it a buffer. ``named_buffers()`` walks them, ``state_dict()``
+holds them after the parameters, and ``to(device)`` moves them.
 """
 
 from __future__ import annotations
@@ -92,6 +97,8 @@ class Module:
             object.__setattr__(self, "_param_names", {})
             object.__setattr__(self, "_child_names", {})
             object.__setattr__(self, "training", True)
+        if "_buffer_names" not in self.__dict__:
+            object.__setattr__(self, "_buffer_names", {})
 
     # ----- registration -----
 
@@ -101,10 +108,39 @@ class Module:
             Module.__init__(self)
         return d["_param_names"], d["_child_names"]
 
+    def _buffer_registry(self) -> dict[str, None]:
+        d = self.__dict__
+        if "_buffer_names" not in d:
+            Module.__init__(self)
+        return d["_buffer_names"]
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """Register ``tensor`` as a buffer named ``name``: module state that is not a parameter
+        (no optimizer sees it) but is saved by ``state_dict`` (unless ``persistent=False``) and
+        moved by ``to``. ``None`` reserves the name (the buffer is then skipped)."""
+        who = f"register_buffer ({type(self).__name__})"
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"{who}: the name must be a non-empty string without '.', got {name!r}")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            got = type(tensor).__name__
+            raise TypeError(f"{who}: {name!r} must be a Tensor or None, got {got}")
+        if name in self._registries()[0] or name in self._registries()[1]:
+            raise KeyError(f"{who}: {name!r} is already a parameter or a child module")
+        object.__setattr__(self, name, tensor)
+        self._buffer_registry()[name] = None
+        if not persistent:
+            self.__dict__.setdefault("_non_persistent", set()).add(name)
+
     def __setattr__(self, name: str, value: Any) -> None:
         params, children = self._registries()
         params.pop(name, None)
         children.pop(name, None)
+        buffers = self._buffer_registry()
+        if name in buffers:
+            if value is None or isinstance(value, Tensor):  # a buffer stays one when reassigned
+                object.__setattr__(self, name, value)
+                return
+            del buffers[name]
         if isinstance(value, Parameter) or (isinstance(value, Tensor) and value.requires_grad):
             params[name] = None
         elif isinstance(value, Module) or _is_module_list(value):
@@ -115,6 +151,7 @@ class Module:
         params, children = self._registries()
         params.pop(name, None)
         children.pop(name, None)
+        self._buffer_registry().pop(name, None)
         object.__delattr__(self, name)
 
     # ----- walking the tree -----
@@ -178,6 +215,24 @@ class Module:
         """The parameters as a list (hand it to an optimizer)."""
         return [p for _, p in self.named_parameters()]
 
+    def named_buffers(
+        self, prefix: str = "", _persistent_only: bool = False
+    ) -> Iterator[tuple[str, Tensor]]:
+        """Every buffer as ``(dotted name, Tensor)``, in the order of ``named_parameters``
+        (``None`` buffers are skipped)."""
+        seen: set[int] = set()
+        for module_name, module in self.named_modules(prefix):
+            skip = module.__dict__.get("_non_persistent", set()) if _persistent_only else ()
+            for name in module._buffer_registry():
+                b = module.__dict__[name]
+                if b is not None and id(b) not in seen and name not in skip:
+                    seen.add(id(b))
+                    yield (f"{module_name}.{name}" if module_name else name), b
+
+    def buffers(self) -> list[Tensor]:
+        """The buffers as a list."""
+        return [b for _, b in self.named_buffers()]
+
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Switch ``requires_grad`` of every parameter (``False`` freezes the module); returns
         self. Frozen parameters stay registered, so ``True`` unfreezes them again."""
@@ -215,8 +270,24 @@ class Module:
     # ----- saving and restoring -----
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """``{dotted name: numpy copy of the parameter}``; later training does not change it."""
-        return {name: np.array(p.numpy(), copy=True) for name, p in self.named_parameters()}
+        """``{dotted name: numpy copy}`` of every parameter and persistent buffer (module by
+        module, parameters first, as PyTorch); later training does not change it."""
+        return {name: np.array(t.numpy(), copy=True) for name, t in self._saved_tensors().items()}
+
+    def _saved_tensors(self) -> dict[str, Tensor]:
+        """Module by module, its parameters then its persistent buffers (PyTorch's key order)."""
+        own: dict[str, Tensor] = {}
+        seen: set[int] = set()
+        for module_name, module in self.named_modules():
+            skip = module.__dict__.get("_non_persistent", set())
+            names = list(module._registries()[0])
+            names += [n for n in module._buffer_registry() if n not in skip]
+            for name in names:
+                t = module.__dict__[name]
+                if t is not None and id(t) not in seen:
+                    seen.add(id(t))
+                    own[f"{module_name}.{name}" if module_name else name] = t
+        return own
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:
         """Copy the values of ``state_dict`` (numpy arrays or Tensors) into the parameters.
@@ -228,7 +299,7 @@ class Module:
         who = f"load_state_dict ({type(self).__name__})"
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"{who}: expected a dict of name -> array, got {type(state_dict)}")
-        own = dict(self.named_parameters())
+        own = self._saved_tensors()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         values, problems = {}, []
@@ -259,14 +330,14 @@ class Module:
     # ----- devices -----
 
     def to(self, device: str) -> Module:
-        """Move every parameter (and its gradient) to ``device`` in place; returns self.
+        """Move every parameter (and its gradient) and buffer to ``device`` in place; returns self.
 
         The parameters stay the same Tensor objects, so build the optimizer after calling ``to``
         or before, either works (its state is created on the parameters' device at the first step).
         """
         target = parse_device(device)
         get_backend(target)  # raises a clear error if the device is not usable
-        for p in self.parameters():
+        for p in self.parameters() + self.buffers():
             if p.device == target:
                 continue
             grad = None if p.grad is None else p.grad.to(target)
