@@ -137,6 +137,13 @@ class DataLoader:
         seed: int | None = None,
         drop_last: bool = False,
     ) -> None:
+        if isinstance(X, Dataset) and y is not None:
+            if not isinstance(y, int) or isinstance(y, bool):
+                raise TypeError(
+                    "DataLoader: a Dataset carries its own targets; expected DataLoader(dataset, "
+                    f"batch_size, ...), got a second argument of type {type(y).__name__}"
+                )
+            y, batch_size = None, y  # PyTorch's positional DataLoader(dataset, batch_size)
         if y is None:  # DataLoader(dataset)
             self.X = self.y = None
             self.dataset = _check_dataset(X)

@@ -45,9 +45,11 @@ def _image_kernels(backend: Any, op: str) -> ModuleType:
 
         return conv_cpu
     if name.endswith(".cuda"):
-        from tinygrad_edu.backend import conv_cuda
-
-        return conv_cuda
+        # No CUDA image kernels yet: say so, naming the op, rather than fail on a missing module.
+        raise NotImplementedError(
+            f"{op}: there is no CUDA kernel for {op} yet; run the image layers on the CPU "
+            "(model.to('cpu'))"
+        )
     # the DifferentiableBackend of backward(create_graph=True): no recorded twin (yet)
     raise NotImplementedError(
         f"{op}: backward(create_graph=True) is not supported for {op} (its backward is a fused "

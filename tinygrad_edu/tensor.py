@@ -434,6 +434,22 @@ class Tensor:
             )
         return bool(self.item())
 
+    def __int__(self) -> int:
+        """``int(t)`` of a one-element tensor, as PyTorch (truncates a float)."""
+        return int(self._one_element("int"))
+
+    def __float__(self) -> float:
+        """``float(t)`` of a one-element tensor, as PyTorch."""
+        return float(self._one_element("float"))
+
+    def _one_element(self, op: str) -> Any:
+        if self.size != 1:
+            raise RuntimeError(
+                f"{op}: only a tensor with one element converts to a Python number, got shape "
+                f"{self.shape}"
+            )
+        return self.item()
+
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
         extras = [] if self.dtype == np.float32 else [f"dtype={self.dtype}"]
