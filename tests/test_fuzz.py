@@ -190,8 +190,13 @@ def _np_binary(npfn, a, b, name):
         y = _np_operand(b)
     if name == "matmul" and (np.ndim(x) == 0 or np.ndim(y) == 0):
         raise ValueError
-    if x.dtype == np.int64 and name == "pow" and x.size and np.any(np.asarray(y) < 0):
-        raise ValueError  # integers to negative powers
+    integer_exponent = (
+        isinstance(b, (bool, int, np.integer))
+        or np.asarray(b.numpy() if isinstance(b, Tensor) else b).dtype.kind in "biu"
+    )
+    if x.dtype == np.int64 and name == "pow" and x.size and integer_exponent:
+        if np.any(np.asarray(y) < 0):
+            raise ValueError  # integers to negative integer powers (a float power gives float32)
     out = npfn(x, y)
     return out
 
