@@ -2,8 +2,9 @@
 
 Same style as ``ops.py``: each op's ``forward`` receives backend arrays and returns one, each
 ``backward`` receives g = dL/d(output). The numbers come from the image kernels of the input's
-device (``backend/conv_cpu.py`` on the CPU); ``check_*`` below validate shapes first, so a bad
-call fails with a message naming the layer and the shapes, never inside a kernel.
+device (``backend/conv_cpu.py`` on the CPU, ``backend/conv_cuda.py`` on a GPU); ``check_*``
+below validate shapes first, so a bad call fails with a message naming the layer and the
+shapes, never inside a kernel.
 
 Convolution (cross-correlation, as PyTorch), stride s, zero padding p, kernel k x k:
 
@@ -45,11 +46,9 @@ def _image_kernels(backend: Any, op: str) -> ModuleType:
 
         return conv_cpu
     if name.endswith(".cuda"):
-        # No CUDA image kernels yet: say so, naming the op, rather than fail on a missing module.
-        raise NotImplementedError(
-            f"{op}: there is no CUDA kernel for {op} yet; run the image layers on the CPU "
-            "(model.to('cpu'))"
-        )
+        from tinygrad_edu.backend import conv_cuda  # imports numba.cuda: only when asked for
+
+        return conv_cuda
     # the DifferentiableBackend of backward(create_graph=True): no recorded twin (yet)
     raise NotImplementedError(
         f"{op}: backward(create_graph=True) is not supported for {op} (its backward is a fused "
