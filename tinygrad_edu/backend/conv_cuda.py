@@ -61,10 +61,11 @@ def _launch(kernel, n: int, *args) -> None:
 
 
 def _shaped(x, shape: tuple[int, ...]):
-    """x (a fresh array made here, which nothing else holds) seen with another shape.
+    """x seen with another shape (no copy), for an operand that is only read (the weight) or
+    an array made here that nothing else holds (the results).
 
     NOTE: the backend's ``reshape`` marks its result as a view, which makes the engine copy a
-    gradient before keeping it; these arrays share memory with nothing, so they are not marked.
+    gradient before keeping it; the results here share memory with nothing, so are not marked.
     """
     return x.reshape(tuple(shape))
 
