@@ -217,12 +217,28 @@ def test_conv2d_dtype_mismatch_is_an_error():
         F.conv2d(x, _z((1, 1, 3, 3), dtype="float64"))
 
 
-@pytest.mark.parametrize("name", ["conv2d", "max_pool2d"])
-def test_create_graph_raises_not_implemented_naming_the_op(name):
-    x = _t(_data((1, 1, 4, 4)))
-    if name == "conv2d":
-        y = F.conv2d(x, _t(_data((1, 1, 3, 3))))
-    else:
-        y = F.max_pool2d(x, 2)
-    with pytest.raises(NotImplementedError, match=name):
-        tg.grad((y * y).sum(), [x], create_graph=True)
+@pytest.mark.parametrize("name", ["conv2d", "max_pool2d", "avg_pool2d"])
+def test_create_graph_gives_a_gradient_that_differentiates_again(name):
+    """create_graph=True records the image ops' backward (conv_differentiable.py): the same
+    gradient as the first-order pass, now with a graph, whose own gradient matches central
+    differences of the first-order one (tests/test_conv_higher_order.py checks much more)."""
+    x = _t(np.random.default_rng(0).permutation(16).reshape(1, 1, 4, 4) * 0.1)
+    w = _t(_data((1, 1, 3, 3)))
+
+    def layer():
+        if name == "conv2d":
+            return F.conv2d(x, w, padding=1)
+        return F.max_pool2d(x, 2, 1) if name == "max_pool2d" else F.avg_pool2d(x, 2, 1)
+
+    (first,) = tg.grad((layer() ** 3).sum(), [x])
+    (gx,) = tg.grad((layer() ** 3).sum(), [x], create_graph=True)
+    assert gx.requires_grad
+    np.testing.assert_allclose(gx.numpy(), first.numpy(), rtol=1e-12)
+    (hx,) = tg.grad(gx.sum(), [x])
+
+    def first_order_sum():
+        with tg.enable_grad():
+            return tg.grad((layer() ** 3).sum(), [x])[0].sum()
+
+    (numeric,) = tg.numerical_gradient(first_order_sum, [x], eps=1e-5)
+    np.testing.assert_allclose(hx.numpy(), numeric, rtol=1e-6, atol=1e-8)

@@ -15,6 +15,7 @@ Two things make that work:
 - *Fused kernels get a composed twin.* A fused kernel (``activation_backward``,
   ``softmax_backward``, ``linear_backward``, ``cross_entropy_backward``) is one array pass; here
   it is written out with the ops it fuses, as its docstring in ``backend/reference.py`` states.
+  The image ops' kernels (im2col convolution, pooling) have theirs in ``conv_differentiable.py``.
 """
 
 from __future__ import annotations

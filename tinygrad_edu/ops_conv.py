@@ -16,7 +16,6 @@ Convolution (cross-correlation, as PyTorch), stride s, zero padding p, kernel k 
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
 from tinygrad_edu.autograd import Op
@@ -38,8 +37,9 @@ def pair(value: Any, name: str, layer: str) -> Pair:
     raise InputError(f"{layer}: {name} must be an int or a pair of ints, got {value!r}")
 
 
-def _image_kernels(backend: Any, op: str) -> ModuleType:
-    """The image kernels that go with an array backend."""
+def _image_kernels(backend: Any, op: str) -> Any:
+    """The image kernels that go with a backend: a module of array kernels, or their recorded
+    twin (``conv_differentiable.ImageKernels``) for backward(create_graph=True)."""
     name = getattr(backend, "__name__", "")
     if name.endswith((".cpu", ".reference")):
         from tinygrad_edu.backend import conv_cpu
@@ -49,11 +49,15 @@ def _image_kernels(backend: Any, op: str) -> ModuleType:
         from tinygrad_edu.backend import conv_cuda  # imports numba.cuda: only when asked for
 
         return conv_cuda
-    # the DifferentiableBackend of backward(create_graph=True): no recorded twin (yet)
-    raise NotImplementedError(
-        f"{op}: backward(create_graph=True) is not supported for {op} (its backward is a fused "
-        "im2col kernel with no differentiable version); use create_graph=False"
-    )
+    # backward(create_graph=True): the rules run on a DifferentiableBackend, and get the
+    # recorded twin of these kernels (gathers and scatters of Tensors, differentiable again)
+    from tinygrad_edu.differentiable import DifferentiableBackend
+
+    if isinstance(backend, DifferentiableBackend):
+        from tinygrad_edu.conv_differentiable import ImageKernels
+
+        return ImageKernels(backend)
+    raise NotImplementedError(f"{op}: no image kernels for the backend {backend!r}")
 
 
 def _check_image(x_shape: tuple, layer: str, what: str = "input") -> None:
