@@ -537,7 +537,9 @@ class Tensor:
         given = other
         if type(other) is not float and type(other) is not Tensor:  # the common cases pass
             other = self._operand(other, name)  # (Function.apply checks the devices)
-        if self._data.dtype.kind == "i" or (type(other) is Tensor and other.dtype.kind == "i"):
+        if self._data.dtype.kind == "i" or (
+            type(other) is Tensor and other._data.dtype.kind == "i"
+        ):
             integer = isinstance(given, (int, np.integer))  # bool is an int
             self, other = self._promote(other, name, integer, reverse)
         if scalar_fn is not None and (type(other) is float or type(other) is int):
