@@ -409,11 +409,15 @@ def linear_small(x, w, b, has_bias, code, y):
 @jit()
 def dz_and_db(g, y, code, dz, db):
     """dZ = G act'(Z), written with the layer's output Y = act(Z), and db = the column sums of
-    dZ, in one pass over G (for IDENTITY_GRAD, dZ is G itself and only db is written)."""
+    dZ, in one call (for IDENTITY_GRAD, dZ is G itself and only db is written).
+
+    NOTE: two loops, not one: with the column sums in the same loop as dZ, LLVM vectorised
+    neither, and the fused loop measured 15x slower at 128 x 256 (150 us against 10 us)."""
+    if code != IDENTITY_GRAD:
+        for i in range(g.shape[0]):
+            for j in range(g.shape[1]):
+                dz[i, j] = backward_rule(code, g[i, j], y[i, j], 0.0, 0.0)
     db[:] = 0.0
-    for i in range(g.shape[0]):
-        for j in range(g.shape[1]):
-            v = backward_rule(code, g[i, j], y[i, j], 0.0, 0.0)
-            if code != IDENTITY_GRAD:
-                dz[i, j] = v
-            db[j] += v
+    for i in range(dz.shape[0]):
+        for j in range(dz.shape[1]):
+            db[j] += dz[i, j]
