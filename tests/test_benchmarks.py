@@ -193,6 +193,18 @@ def test_parameter_counts(bench):
     assert common.n_params("784-256-256-10") == 784 * 256 + 256 + 256 * 256 + 256 + 2570
 
 
+def test_compare_ratios_are_medians_of_the_rounds_paired_ratios(bench):
+    compare = importlib.import_module("benchmarks.compare")
+    # round 3 is a slow spell for both sides: a ratio of medians would read 3 / 2 = 1.5
+    item = compare.Item("x", {"tinygrad_edu": None, "numpy_lean": None})
+    item.samples = {"tinygrad_edu": [1.0, 3.0, 10.0], "numpy_lean": [2.0, 2.0, 20.0]}
+    values = {c: item.median(c) for c in item.samples}
+    assert compare._row("x", "s", values, timed=item)["tg_over_numpy_lean"] == 0.5
+    assert compare._row("x", "s", values)["tg_over_numpy_lean"] == 1.5
+    rate = compare._row("x", "GFLOP/s", values, lower_is_better=False, timed=item)
+    assert rate["tg_over_numpy_lean"] == 2.0  # a rate: lean's time over tinygrad_edu's
+
+
 def test_compare_runs_and_writes_json(bench, tmp_path, capsys):
     common, _ = bench
     compare = importlib.reload(importlib.import_module("benchmarks.compare"))
@@ -202,7 +214,8 @@ def test_compare_runs_and_writes_json(bench, tmp_path, capsys):
     report = json.loads(out.read_text())
     assert {"machine", "rows", "targets"} <= set(report)
     assert set(report["targets"]) == {"issue 9", "issue 5", "issue 11"}
-    assert len(report["targets"]["issue 9"]) == 5  # the five rows of issue 9
+    # the five rows of issue 9, the chain twice (us/op, and as a ratio to its numpy floor)
+    assert len(report["targets"]["issue 9"]) == 6
     for target in (t for group in report["targets"].values() for t in group):
         assert target["status"] in ("met", "missed", "n/a")
         assert target["name"] in printed

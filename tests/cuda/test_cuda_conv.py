@@ -146,3 +146,27 @@ def test_a_cnn_step_on_cuda_matches_the_cpu():
         np.testing.assert_allclose(g_gpu, g_cpu, rtol=1e-9, atol=1e-12)
     for p_gpu, p_cpu in zip(params_gpu, params_cpu):
         np.testing.assert_allclose(p_gpu, p_cpu, rtol=1e-10, atol=1e-12)
+
+
+def _gradient_penalty(device):
+    """d/d(x, w) of |dL/dx|^2 for L = sum(max_pool(conv(x, w))^2): second derivatives through
+    conv2d and max_pool2d with create_graph=True (float64); returns them as numpy arrays."""
+    data = np.random.default_rng(5)
+    x = Tensor(data.standard_normal((1, 1, 4, 4)), device=device, requires_grad=True)
+    w = Tensor(data.standard_normal((2, 1, 2, 2)), device=device, requires_grad=True)
+    y = F.max_pool2d(F.conv2d(x, w, padding=1), 2)
+    (dx,) = tg.grad((y * y).sum(), [x], create_graph=True)
+    penalty = (dx * dx).sum()
+    penalty.backward()
+    assert x.grad.device == device and w.grad.device == device
+    return penalty.item(), x.grad.numpy(), w.grad.numpy()
+
+
+def test_create_graph_through_conv_and_pooling_on_cuda_matches_the_cpu():
+    # the recorded twin (conv_differentiable) runs on whatever backend the tensors are on
+    p_cpu, dx_cpu, dw_cpu = _gradient_penalty("cpu")
+    p_gpu, dx_gpu, dw_gpu = _gradient_penalty("cuda")
+    np.testing.assert_allclose(p_gpu, p_cpu, rtol=1e-10)
+    np.testing.assert_allclose(dx_gpu, dx_cpu, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(dw_gpu, dw_cpu, rtol=1e-9, atol=1e-12)
+    assert np.abs(dw_cpu).max() > 0  # the cross term x-w is there (not a first-order copy)

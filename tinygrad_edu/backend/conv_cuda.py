@@ -148,11 +148,13 @@ def max_pool_kernel(x, height, width, win, y, arg):
 
 
 @cuda.jit
-def max_pool_backward_kernel(g, arg, height, width, win, dx):
-    """Thread t writes dx[plane, h, w]: the sum of g[plane, a, b] over the windows that cover
-    (h, w) at offset (i, j) and chose it as their maximum (arg = i kw + j). A gather: race-free
-    where windows overlap."""
+def pool_backward_kernel(g, arg, height, width, win, scale, dx):
+    """Thread t writes dx[plane, h, w]: the sum of g[plane, a, b] * scale over the windows that
+    cover (h, w) at offset (i, j). Max pooling passes the windows' argmax (arg = i kw + j) and
+    scale 1: only the windows that chose (h, w) count. Average pooling passes an empty arg and
+    scale 1 / (kh kw): every window counts. A gather: race-free where windows overlap."""
     kh, kw, sh, sw, ph, pw, oh, ow = win
+    every_window = arg.size == 0
     for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
         w, h, plane = e % width, (e // width) % height, e // (width * height)
         acc = 0.0
@@ -162,9 +164,10 @@ def max_pool_backward_kernel(g, arg, height, width, win, dx):
                 continue
             for j in range(kw):
                 b = _window_at(w + pw, j, sw, ow)
-                if b >= 0 and arg[(plane * oh + a) * ow + b] == i * kw + j:
-                    acc += g[(plane * oh + a) * ow + b]
-        dx[e] = acc
+                k = (plane * oh + a) * ow + b
+                if b >= 0 and (every_window or arg[k] == i * kw + j):
+                    acc += g[k]
+        dx[e] = acc * scale
 
 
 @cuda.jit
@@ -180,25 +183,6 @@ def avg_pool_kernel(x, height, width, win, y):
                 if 0 <= h < height and 0 <= w < width:
                     acc += x[(plane * height + h) * width + w]
         y[e] = acc / (kh * kw)
-
-
-@cuda.jit
-def avg_pool_backward_kernel(g, height, width, win, dx):
-    """Thread t writes dx[plane, h, w] = the sum of g[plane, a, b] / (kh kw) over the windows
-    that cover (h, w) (a gather, race-free)."""
-    kh, kw, sh, sw, ph, pw, oh, ow = win
-    for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
-        w, h, plane = e % width, (e // width) % height, e // (width * height)
-        acc = 0.0
-        for i in range(kh):
-            a = _window_at(h + ph, i, sh, oh)
-            if a < 0:
-                continue
-            for j in range(kw):
-                b = _window_at(w + pw, j, sw, ow)
-                if b >= 0:
-                    acc += g[(plane * oh + a) * ow + b]
-        dx[e] = acc / (kh * kw)
 
 
 # ----- convolution -----
@@ -263,7 +247,7 @@ def max_pool2d_backward(g, arg, x_shape, kernel: Pair, stride: Pair, padding: Pa
     win, _ = _pool_geometry(x_shape, kernel, stride, padding)
     dx = C._empty(tuple(x_shape), g.dtype)
     h, w = x_shape[2], x_shape[3]
-    _launch(max_pool_backward_kernel, dx.size, C._flat(g), C._flat(arg), h, w, win, C._flat(dx))
+    _launch(pool_backward_kernel, dx.size, C._flat(g), C._flat(arg), h, w, win, 1.0, C._flat(dx))
     return dx
 
 
@@ -280,5 +264,7 @@ def avg_pool2d_backward(g, x_shape, kernel: Pair, stride: Pair, padding: Pair):
     win, _ = _pool_geometry(x_shape, kernel, stride, padding)
     dx = C._empty(tuple(x_shape), g.dtype)
     h, w = x_shape[2], x_shape[3]
-    _launch(avg_pool_backward_kernel, dx.size, C._flat(g), h, w, win, C._flat(dx))
+    every = C._empty((0,), np.int64)  # no argmax: every window counts
+    scale = 1.0 / (kernel[0] * kernel[1])
+    _launch(pool_backward_kernel, dx.size, C._flat(g), every, h, w, win, scale, C._flat(dx))
     return dx
