@@ -221,3 +221,11 @@ def test_compare_runs_and_writes_json(bench, tmp_path, capsys):
         assert target["name"] in printed
     for row in report["rows"]:
         assert "numpy_lean" in row and "tg_over_numpy_lean" in row
+
+
+def test_ab_dz_and_db_reports_both_kernels_and_equal_dz(bench):
+    ab = importlib.import_module("benchmarks.ab_dz_and_db")
+    from tinygrad_edu.backend import rules
+
+    line = ab.compare((4, 3), rules.RELU_GRAD, rounds=1)
+    assert "one loop" in line and "two loops" in line and "dZ equal: True" in line
