@@ -9,16 +9,24 @@ column, so the convolution becomes one matrix product that numpy hands to BLAS::
 Backward is the same product transposed: dW = g @ cols^T, dcols = W^T @ g, and
 *col2im* adds each column back onto the window it came from (windows overlap, so it adds).
 
-Pooling reads the same windows (a strided view, no copy) and reduces over the k x k axes.
-These functions take and return numpy arrays; ``tinygrad_edu/ops_conv.py`` checks the shapes.
+Pooling reads the same windows and reduces over the k x k axes. The loops that move data
+(im2col, col2im, the layout swaps, pooling) are small serial Numba kernels: they read x
+directly, with bounds checks standing in for the padding (xp is never built), and each one
+has a naive numpy twin in ``tests/test_conv_kernels.py``. These functions take and return
+numpy arrays; ``tinygrad_edu/ops_conv.py`` checks the shapes.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
+
+from tinygrad_edu.backend.jit import jit
 
 Pair = tuple[int, int]
+
+# NOTE: the kernels are serial. On the CNN step (batch 32 of 8x8 images) each moves at most
+# 300K floats, far below config.PARALLEL_MIN; serial loops also make col2im's overlapping
+# adds race-free and keep their order fixed.
 
 
 def out_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -26,37 +34,151 @@ def out_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def _pad(x: np.ndarray, padding: Pair, value: float = 0.0) -> np.ndarray:
-    ph, pw = padding
-    if ph == 0 and pw == 0:
-        return x
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+# ----- kernels: im2col and col2im -----
 
 
-def _windows(xp: np.ndarray, kernel: Pair, stride: Pair) -> np.ndarray:
-    """A strided view (N, C, OH, OW, kh, kw) of every window of the padded input (no copy)."""
-    n, c, h, w = xp.shape
-    (kh, kw), (sh, sw) = kernel, stride
-    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
-    s0, s1, s2, s3 = xp.strides
-    return as_strided(
-        xp, (n, c, oh, ow, kh, kw), (s0, s1, s2 * sh, s3 * sw, s2, s3), writeable=False
-    )
+@jit()
+def _im2col(x, cols, kh, kw, sh, sw, ph, pw, oh, ow):
+    """cols[(c, i, j), (n, a, b)] = x[n, c, a sh + i - ph, b sw + j - pw], 0 outside x."""
+    n, c, h, w = x.shape
+    for ci in range(c):
+        for i in range(kh):
+            for j in range(kw):
+                row = (ci * kh + i) * kw + j
+                col = 0
+                for ni in range(n):
+                    for a in range(oh):
+                        y = a * sh + i - ph
+                        inside = 0 <= y < h
+                        for b in range(ow):
+                            xx = b * sw + j - pw
+                            if inside and 0 <= xx < w:
+                                cols[row, col] = x[ni, ci, y, xx]
+                            else:
+                                cols[row, col] = 0.0
+                            col += 1
 
 
-def _col2im(
-    dwin: np.ndarray, padded_shape: tuple[int, ...], stride: Pair, padding: Pair
-) -> np.ndarray:
-    """The adjoint of ``_windows``: add dwin[n, c, oh, ow, i, j] onto xp[n, c, oh s + i, ow s + j],
-    then drop the padding. One strided add per kernel offset (k*k numpy passes)."""
-    n, c, oh, ow, kh, kw = dwin.shape
-    (sh, sw), (ph, pw) = stride, padding
-    dxp = np.zeros(padded_shape, dtype=dwin.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            dxp[:, :, i : i + sh * oh : sh, j : j + sw * ow : sw] += dwin[:, :, :, :, i, j]
-    hp, wp = padded_shape[2], padded_shape[3]
-    return dxp[:, :, ph : hp - ph, pw : wp - pw]
+@jit()
+def _col2im(dcols, dx, kh, kw, sh, sw, ph, pw, oh, ow):
+    """The adjoint of ``_im2col``: dx[n, c, a sh + i - ph, b sw + j - pw] += dcols[(c, i, j),
+    (n, a, b)] where inside x (dx starts at zero). Every entry of dx receives its terms in the
+    order of (i, j), as the k*k numpy passes this replaces did: the same float sums."""
+    n, c, h, w = dx.shape
+    for ci in range(c):
+        for i in range(kh):
+            for j in range(kw):
+                row = (ci * kh + i) * kw + j
+                for ni in range(n):
+                    for a in range(oh):
+                        y = a * sh + i - ph
+                        if y < 0 or y >= h:
+                            continue
+                        col = (ni * oh + a) * ow
+                        for b in range(ow):
+                            xx = b * sw + j - pw
+                            if 0 <= xx < w:
+                                dx[ni, ci, y, xx] += dcols[row, col + b]
+
+
+@jit()
+def _swap01(src, dst, bias):
+    """dst[b, a, k] = src[a, b, k] (+ bias[a] when bias has entries): the transposed copy
+    between (O, N, OH OW), the matmul's layout, and (N, O, OH OW), NCHW."""
+    na, nb, nk = src.shape
+    add = bias.size > 0
+    for a in range(na):
+        for b in range(nb):
+            for k in range(nk):
+                v = src[a, b, k]
+                dst[b, a, k] = v + bias[a] if add else v
+
+
+# ----- kernels: pooling -----
+
+
+@jit()
+def _max_pool(x, y, arg, kh, kw, sh, sw, ph, pw):
+    """y = the max of each window, arg its flat index i kw + j in the window: the FIRST maximum
+    in row-major order, padding counting as -inf and a NaN beating everything (the first NaN
+    wins), exactly numpy's argmax over the padded window."""
+    n, c, h, w = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    for ni in range(n):
+        for ci in range(c):
+            for a in range(oh):
+                for b in range(ow):
+                    best, at = -np.inf, 0
+                    for i in range(kh):
+                        r = a * sh + i - ph
+                        for j in range(kw):
+                            s = b * sw + j - pw
+                            v = x[ni, ci, r, s] if 0 <= r < h and 0 <= s < w else -np.inf
+                            if v > best or (np.isnan(v) and not np.isnan(best)):
+                                best, at = v, i * kw + j
+                    y[ni, ci, a, b] = best
+                    arg[ni, ci, a, b] = at
+
+
+@jit()
+def _max_pool_backward(g, arg, dx, kh, kw, sh, sw, ph, pw):
+    """dx[window's argmax] += g (dx starts at zero). Windows that overlap add in (i, j) order of
+    the offset, as the numpy col2im did; padding never holds a maximum unless a window is all
+    padding (which check_pool2d rules out), and then nothing is added."""
+    n, c, h, w = dx.shape
+    oh, ow = g.shape[2], g.shape[3]
+    for ni in range(n):
+        for ci in range(c):
+            for i in range(kh):
+                for j in range(kw):
+                    k = i * kw + j
+                    for a in range(oh):
+                        r = a * sh + i - ph
+                        if r < 0 or r >= h:
+                            continue
+                        for b in range(ow):
+                            s = b * sw + j - pw
+                            if arg[ni, ci, a, b] == k and 0 <= s < w:
+                                dx[ni, ci, r, s] += g[ni, ci, a, b]
+
+
+@jit()
+def _avg_pool(x, y, kh, kw, sh, sw, ph, pw):
+    """y = the sum of each window, padding counting as zeros; summed in (i, j) order in y itself,
+    so in the input's dtype (the wrapper divides by kh kw, as numpy's mean does)."""
+    n, c, h, w = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    for ni in range(n):
+        for ci in range(c):
+            for a in range(oh):
+                for b in range(ow):
+                    y[ni, ci, a, b] = 0.0
+                    for i in range(kh):
+                        r = a * sh + i - ph
+                        for j in range(kw):
+                            s = b * sw + j - pw
+                            if 0 <= r < h and 0 <= s < w:
+                                y[ni, ci, a, b] += x[ni, ci, r, s]
+
+
+@jit()
+def _avg_pool_backward(share, dx, kh, kw, sh, sw, ph, pw):
+    """dx[every entry of a window] += share of the window (dx starts at zero); in (i, j) order,
+    as ``_col2im``."""
+    n, c, h, w = dx.shape
+    oh, ow = share.shape[2], share.shape[3]
+    for ni in range(n):
+        for ci in range(c):
+            for i in range(kh):
+                for j in range(kw):
+                    for a in range(oh):
+                        r = a * sh + i - ph
+                        if r < 0 or r >= h:
+                            continue
+                        for b in range(ow):
+                            s = b * sw + j - pw
+                            if 0 <= s < w:
+                                dx[ni, ci, r, s] += share[ni, ci, a, b]
 
 
 # ----- convolution -----
@@ -66,18 +188,20 @@ def conv2d_forward(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair, padding: Pair
 ) -> tuple[np.ndarray, np.ndarray]:
     """y = conv2d(x, w) + b; returns (y, cols), cols (C kh kw, N OH OW) kept for backward."""
-    n, c = x.shape[:2]
+    n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
-    win = _windows(_pad(x, padding), (kh, kw), stride)  # (N, C, OH, OW, kh, kw)
-    oh, ow = win.shape[2], win.shape[3]
-    # The one copy of im2col, rows (c, i, j) and columns (n, oh, ow): the whole batch is then
-    # ONE matrix product. (A batched np.matmul of one GEMM per image measured several times
-    # slower on these small images: many tiny BLAS calls.)
-    cols = np.ascontiguousarray(win.transpose(1, 4, 5, 0, 2, 3)).reshape(c * kh * kw, -1)
+    (sh, sw), (ph, pw) = stride, padding
+    oh, ow = out_size(h, kh, sh, ph), out_size(wd, kw, sw, pw)
+    # im2col, rows (c, i, j) and columns (n, oh, ow): the whole batch is then ONE matrix
+    # product. (A batched np.matmul of one GEMM per image measured several times slower on
+    # these small images: many tiny BLAS calls.)
+    cols = np.empty((c * kh * kw, n * oh * ow), dtype=x.dtype)
+    _im2col(x, cols, kh, kw, sh, sw, ph, pw, oh, ow)
     y = w.reshape(o, -1) @ cols  # (O, N OH OW)
-    if b is not None:
-        y += b.reshape(o, 1)
-    return np.ascontiguousarray(y.reshape(o, n, oh, ow).transpose(1, 0, 2, 3)), cols
+    out = np.empty((n, o, oh, ow), dtype=y.dtype)
+    bias = np.zeros(0, y.dtype) if b is None else b.astype(y.dtype, copy=False)
+    _swap01(y.reshape(o, n, oh * ow), out.reshape(n, o, oh * ow), bias)
+    return out, cols
 
 
 def conv2d_backward(
@@ -96,16 +220,17 @@ def conv2d_backward(
     n, c, h, wd = x_shape
     o, _, kh, kw = w.shape
     oh, ow = g.shape[2], g.shape[3]
-    gt = np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(o, n * oh * ow)
+    gt = np.empty((o, n * oh * ow), dtype=g.dtype)
+    no_bias = np.zeros(0, dtype=g.dtype)
+    _swap01(np.ascontiguousarray(g).reshape(n, o, oh * ow), gt.reshape(o, n, oh * ow), no_bias)
     dw = (gt @ cols.T).reshape(w.shape) if need_w else None
     db = gt.sum(axis=1) if need_b else None
     dx = None
     if need_x:
         dcols = w.reshape(o, -1).T @ gt  # (C k k, N OH OW)
-        dwin = dcols.reshape(c, kh, kw, n, oh, ow).transpose(3, 0, 4, 5, 1, 2)
-        ph, pw = padding
-        dx = _col2im(dwin, (n, c, h + 2 * ph, wd + 2 * pw), stride, padding)
-        dx = np.ascontiguousarray(dx)
+        dx = np.zeros(x_shape, dtype=dcols.dtype)
+        (sh, sw), (ph, pw) = stride, padding
+        _col2im(dcols, dx, kh, kw, sh, sw, ph, pw, oh, ow)
     return dx, dw, db
 
 
@@ -116,11 +241,12 @@ def max_pool2d_forward(
     x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair
 ) -> tuple[np.ndarray, np.ndarray]:
     """y = max over each window (padding counts as -inf); returns (y, argmax in the window)."""
-    win = _windows(_pad(x, padding, -np.inf), kernel, stride)
-    flat = win.reshape(*win.shape[:4], -1)  # copies: windows overlap or are strided
-    arg = flat.argmax(axis=-1)  # the first maximum, as PyTorch
-    y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
-    return np.ascontiguousarray(y), arg
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    shape = (n, c, out_size(h, kh, sh, ph), out_size(w, kw, sw, pw))
+    y, arg = np.empty(shape, dtype=x.dtype), np.empty(shape, dtype=np.intp)
+    _max_pool(x, y, arg, kh, kw, sh, sw, ph, pw)
+    return y, arg
 
 
 def max_pool2d_backward(
@@ -132,30 +258,28 @@ def max_pool2d_backward(
     padding: Pair,
 ) -> np.ndarray:
     """dx: each window's gradient goes to the input entry that was its maximum."""
-    kh, kw = kernel
-    n, c, oh, ow = g.shape
-    dwin = np.zeros((n, c, oh, ow, kh * kw), dtype=g.dtype)
-    np.put_along_axis(dwin, arg[..., None], g[..., None], axis=-1)
-    ph, pw = padding
-    padded = (x_shape[0], x_shape[1], x_shape[2] + 2 * ph, x_shape[3] + 2 * pw)
-    dx = _col2im(dwin.reshape(n, c, oh, ow, kh, kw), padded, stride, padding)
-    return np.ascontiguousarray(dx)
+    dx = np.zeros(x_shape, dtype=g.dtype)
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    _max_pool_backward(g, arg, dx, kh, kw, sh, sw, ph, pw)
+    return dx
 
 
 def avg_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair) -> np.ndarray:
     """y = mean over each window; the zero padding counts (PyTorch's count_include_pad=True)."""
-    win = _windows(_pad(x, padding), kernel, stride)
-    return np.ascontiguousarray(win.mean(axis=(4, 5), dtype=x.dtype))
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    y = np.empty((n, c, out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)), dtype=x.dtype)
+    _avg_pool(x, y, kh, kw, sh, sw, ph, pw)
+    y /= kh * kw
+    return y
 
 
 def avg_pool2d_backward(
     g: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair, padding: Pair
 ) -> np.ndarray:
     """dx: each window spreads g / (kh kw) evenly over its entries."""
-    kh, kw = kernel
-    n, c, oh, ow = g.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     share = (g / (kh * kw)).astype(g.dtype, copy=False)
-    dwin = np.broadcast_to(share[..., None, None], (n, c, oh, ow, kh, kw))
-    ph, pw = padding
-    padded = (x_shape[0], x_shape[1], x_shape[2] + 2 * ph, x_shape[3] + 2 * pw)
-    return np.ascontiguousarray(_col2im(dwin, padded, stride, padding))
+    dx = np.zeros(x_shape, dtype=g.dtype)
+    _avg_pool_backward(share, dx, kh, kw, sh, sw, ph, pw)
+    return dx
