@@ -112,13 +112,18 @@ def _max_pool(x, y, arg, kh, kw, sh, sw, ph, pw):
         for ci in range(c):
             for a in range(oh):
                 for b in range(ow):
-                    best, at = -np.inf, 0
+                    y[ni, ci, a, b] = -np.inf
+                    best, at = y[ni, ci, a, b], 0  # -inf in x's dtype: no float64 compares
                     for i in range(kh):
                         r = a * sh + i - ph
+                        if r < 0 or r >= h:
+                            continue
                         for j in range(kw):
                             s = b * sw + j - pw
-                            v = x[ni, ci, r, s] if 0 <= r < h and 0 <= s < w else -np.inf
-                            if v > best or (np.isnan(v) and not np.isnan(best)):
+                            if s < 0 or s >= w:
+                                continue
+                            v = x[ni, ci, r, s]
+                            if v > best or (v != v and best == best):  # v != v: v is NaN
                                 best, at = v, i * kw + j
                     y[ni, ci, a, b] = best
                     arg[ni, ci, a, b] = at
@@ -126,24 +131,20 @@ def _max_pool(x, y, arg, kh, kw, sh, sw, ph, pw):
 
 @jit()
 def _max_pool_backward(g, arg, dx, kh, kw, sh, sw, ph, pw):
-    """dx[window's argmax] += g (dx starts at zero). Windows that overlap add in (i, j) order of
-    the offset, as the numpy col2im did; padding never holds a maximum unless a window is all
-    padding (which check_pool2d rules out), and then nothing is added."""
+    """dx[window's argmax] += g (dx starts at zero). Walking the windows backwards adds the
+    terms of an entry that windows share in the (i, j) order of the numpy col2im this
+    replaces: the same float sums. A window that is all padding (check_pool2d rules it out)
+    would add nothing."""
     n, c, h, w = dx.shape
     oh, ow = g.shape[2], g.shape[3]
     for ni in range(n):
         for ci in range(c):
-            for i in range(kh):
-                for j in range(kw):
-                    k = i * kw + j
-                    for a in range(oh):
-                        r = a * sh + i - ph
-                        if r < 0 or r >= h:
-                            continue
-                        for b in range(ow):
-                            s = b * sw + j - pw
-                            if arg[ni, ci, a, b] == k and 0 <= s < w:
-                                dx[ni, ci, r, s] += g[ni, ci, a, b]
+            for a in range(oh - 1, -1, -1):
+                for b in range(ow - 1, -1, -1):
+                    k = arg[ni, ci, a, b]
+                    r, s = a * sh + k // kw - ph, b * sw + k % kw - pw
+                    if 0 <= r < h and 0 <= s < w:
+                        dx[ni, ci, r, s] += g[ni, ci, a, b]
 
 
 @jit()
