@@ -191,3 +191,25 @@ def test_avg_pool_propagates_nan_and_inf():
     x[0, 0, 0, 0], x[0, 0, 3, 3] = np.nan, np.inf
     y = conv_cpu.avg_pool2d_forward(x, (2, 2), (2, 2), (0, 0))
     assert np.isnan(y[0, 0, 0, 0]) and np.isinf(y[0, 0, 1, 1]) and y[0, 0, 0, 1] == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("slice_entries", [1, 200, 10**9])  # one image a slice, a few, all
+def test_conv2d_in_image_slices_matches_reference(monkeypatch, slice_entries, dtype):
+    """The batch computed a few whole images at a time (config.CONV_SLICE) gives the reference's
+    numbers: every image lands in its own rows of the output and of dx, none twice."""
+    monkeypatch.setattr(conv_cpu.config, "CONV_SLICE", slice_entries)
+    x_shape, kernel, stride, padding = (5, 2, 6, 5), (3, 3), (1, 1), (1, 1)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal((3, x_shape[1], *kernel)).astype(dtype)
+    b = rng.standard_normal(3).astype(dtype)
+    assert len(conv_cpu._image_slices(5, 3 * 6 * 5)) == {1: 5, 200: 3, 10**9: 1}[slice_entries]
+    y, cols = conv_cpu.conv2d_forward(x, w, b, stride, padding)
+    ry, rcols = ref_conv2d_forward(x, w, b, stride, padding)
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    np.testing.assert_allclose(y, ry, **tol)  # BLAS may block a narrower product differently
+    g = rng.standard_normal(y.shape).astype(dtype)
+    dx, dw, db = conv_cpu.conv2d_backward(g, cols, x_shape, w, stride, padding, True, True, True)
+    for got, want in zip((dx, dw, db), ref_conv2d_backward(g, rcols, x_shape, w, stride, padding)):
+        np.testing.assert_allclose(got, want, **tol)

@@ -61,6 +61,14 @@ BLOCKED_MATMUL_TILE: int = 64
 # above ~16k elements a call of its own is cheaper (the 256 x 784 weight of the wide network).
 FLAT_GATHER_MAX: int = 1 << 14
 
+# The CPU convolution computes its large temporaries (the forward's product W cols before its
+# transposed copy into NCHW, the backward's W^T g before col2im) a slice of whole images at a
+# time, each slice about this many entries. Fresh multi-megabyte numpy arrays come from the
+# OS page by page, and on the 2-core VMs this was tuned on every first touch of a page costs
+# microseconds: batch 32 of 16-channel 28x28 images touched ~3,400 fresh pages per conv
+# forward + backward in one piece. A slice this size is reused from the heap.
+CONV_SLICE: int = 1 << 18
+
 # ----- CUDA launch sizes (backend/cuda_kernels.py) -----
 CUDA_THREADS: int = 256  # threads per block of the elementwise, per-row and copy kernels
 CUDA_MAX_BLOCKS: int = 4096  # grid-stride loops: more blocks only add scheduling overhead
