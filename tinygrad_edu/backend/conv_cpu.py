@@ -69,11 +69,12 @@ def _inside(k, s, p, size, out):
 @jit()
 def _col2im(dcols, dx, kh, kw, sh, sw, ph, pw, oh, ow):
     """The adjoint of im2col: dx[n, c, a sh + i - ph, b sw + j - pw] += dcols[(c, i, j),
-    (n, a, b)] where inside x (dx starts at zero). Every entry of dx receives its terms in the
-    order of (i, j), as the k*k numpy passes this replaces did: the same float sums.
-    (CNN step, 16 channels: 0.52 ms against 1.1 ms for the numpy passes over a transposed
-    view into a padded buffer.)"""
+    (n, a, b)] where inside x (dx starts at zero; both C-contiguous). Every entry of dx
+    receives its terms in the order of (i, j), as the k*k numpy passes this replaces did:
+    the same float sums. (CNN step, 16 channels of 8x8: 0.12 ms; the numpy passes took 1.1.)"""
     n, c, h, w = dx.shape
+    ncols = dcols.shape[1]
+    dx_flat, dcols_flat = dx.reshape(dx.size), dcols.reshape(dcols.size)
     for ci in range(c):
         for i in range(kh):
             a_lo, a_hi = _inside(i, sh, ph, h, oh)
@@ -82,10 +83,16 @@ def _col2im(dcols, dx, kh, kw, sh, sw, ph, pw, oh, ow):
                 row = (ci * kh + i) * kw + j
                 for ni in range(n):
                     for a in range(a_lo, a_hi):
-                        y = a * sh + i - ph
-                        col = (ni * oh + a) * ow
-                        for b in range(b_lo, b_hi):
-                            dx[ni, ci, y, b * sw + j - pw] += dcols[row, col + b]
+                        src = row * ncols + (ni * oh + a) * ow
+                        dst = ((ni * c + ci) * h + a * sh + i - ph) * w + j - pw
+                        # NOTE: unsigned flat offsets (in range by _inside): with signed 4-d
+                        # indices Numba's wrap-around test kept the loop from vectorising (3x).
+                        if sw == 1:
+                            for b in range(b_lo, b_hi):
+                                dx_flat[np.uintp(dst + b)] += dcols_flat[np.uintp(src + b)]
+                        else:
+                            for b in range(b_lo, b_hi):
+                                dx_flat[np.uintp(dst + b * sw)] += dcols_flat[np.uintp(src + b)]
 
 
 @jit()
