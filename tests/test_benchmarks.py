@@ -229,3 +229,15 @@ def test_ab_dz_and_db_reports_both_kernels_and_equal_dz(bench):
 
     line = ab.compare((4, 3), rules.RELU_GRAD, rounds=1)
     assert "one loop" in line and "two loops" in line and "dZ equal: True" in line
+
+
+def test_ab_cnn_times_both_sides_of_a_tree(bench):
+    pytest.importorskip("torch")
+    ab = importlib.import_module("benchmarks.ab_cnn")
+    root = str(Path(ab.__file__).resolve().parents[1])
+    ours, theirs, ratio = ab.run_one(root, "cnn_step", rounds=3, steps=2)
+    assert ours > 0 and theirs > 0
+    # a median of per-round ratios: near the ratio of the medians, not equal to it
+    assert 0.2 < ratio / (ours / theirs) < 5
+    with pytest.raises(RuntimeError, match="ab_cnn: .* failed"):
+        ab.run_one(root, "no_such_workload", rounds=1, steps=1)
