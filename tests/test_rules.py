@@ -19,7 +19,7 @@ from tinygrad_edu.backend.jit import Kernel
 
 # Every rule, and the CPU loops built from it.
 CPU_LOOPS = {
-    "unary_rule": ["unary_loop", "bias_activation_rows", "linear_small"],
+    "unary_rule": ["unary_loop", "bias_activation_row"],
     "binary_rule": ["binary_loop", "binary_scalar_loop", "binary_broadcast_loop"],
     "backward_rule": ["backward_loop", "dz_and_db"],
     "cross_entropy_grad_rule": ["cross_entropy_backward_loop"],
@@ -42,6 +42,11 @@ def test_cpu_loops_call_the_rule(rule_name):
         if isinstance(loop, Kernel):  # both builds are compiled from the one loop
             assert loop.serial.py_func.__code__ is fn.__code__
             assert loop.parallel.py_func is fn
+
+
+def test_a_linear_layers_loops_share_one_bias_and_activation_pass():
+    for loop in (rules.bias_activation_rows, rules.linear_small):
+        assert "bias_activation_row" in loop.py_func.__code__.co_names, loop
 
 
 def _called_names(source: str) -> set[str]:

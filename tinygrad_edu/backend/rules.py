@@ -348,12 +348,29 @@ def cross_entropy_backward_loop(g_rows, scale, probs, labels, out):
 # ----- a linear layer's elementwise passes (CPU only: CUDA fuses the bias into its matmul) -----
 
 
+@jit(inline="always")
+def bias_activation_row(y, i, b, has_bias, code):
+    """In place: y[i, j] = act(y[i, j] + b[j]) along row i of a 2-D y (the rows kernel's body,
+    and the second pass of linear_small)."""
+    if has_bias:
+        for j in range(y.shape[1]):
+            y[i, j] += b[j]
+    # NOTE: ReLU, the commonest hidden activation, gets a loop of its own: with a constant code,
+    # unary_rule's chain of tests folds away and LLVM vectorises the loop (12x faster at
+    # 128 x 256, the same values). With the chain inside, the loop stays scalar.
+    if code == RELU:
+        for j in range(y.shape[1]):
+            y[i, j] = unary_rule(RELU, y[i, j], 0.0, 0.0)
+    elif code != IDENTITY:
+        for j in range(y.shape[1]):
+            y[i, j] = unary_rule(code, y[i, j], 0.0, 0.0)
+
+
 @Kernel
 def bias_activation_rows(y, b, has_bias, code):
     """In place: y[i, j] = act(y[i, j] + b[j]) for 2-D y; each iteration owns one row."""
     for i in prange(y.shape[0]):
-        for j in range(y.shape[1]):
-            y[i, j] = unary_rule(code, y[i, j] + b[j] if has_bias else y[i, j], 0.0, 0.0)
+        bias_activation_row(y, i, b, has_bias, code)
 
 
 # "reassoc" lets LLVM split each dot product into several SIMD partial sums (BLAS sums in its own
@@ -402,8 +419,7 @@ def linear_small(x, w, b, has_bias, code, y):
                 y[i, j], y[i + 1, j], y[i + 2, j], y[i + 3, j] = a0, a1, a2, a3
                 y[i, j + 1], y[i + 1, j + 1], y[i + 2, j + 1], y[i + 3, j + 1] = b0, b1, b2, b3
     for i in range(n):
-        for j in range(m):
-            y[i, j] = unary_rule(code, y[i, j] + b[j] if has_bias else y[i, j], 0.0, 0.0)
+        bias_activation_row(y, i, b, has_bias, code)
 
 
 @jit()
